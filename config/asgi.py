@@ -1,0 +1,34 @@
+"""One ASGI application: HTTP through Django, ``/ws/`` through Channels.
+
+On the embedded default this process also runs the background thread pool and scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from config.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
+
+if settings.BACKGROUND_MODE == "embedded" and os.environ.get("EMBEDDED_SCHEDULER", "1") == "1":
+    from config.background import start_embedded_scheduler
+
+    start_embedded_scheduler()

@@ -1,0 +1,67 @@
+"""The Celery application: Django settings under the CELERY_ namespace, tasks autodiscovered.
+
+Run a worker with ``celery -A config worker -Q default,stream -P threads -c 32`` and beat with
+``celery -A config beat``; periodic jobs come from ``config.background.register_periodic``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("preference_arena")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _schedule_periodic_jobs(sender: Celery, **_: Any) -> None:
+    import django
+
+    django.setup()
+    from config.background import periodic_jobs
+
+    for job in periodic_jobs():
+        sender.add_periodic_task(
+            job.every, sender.signature(job.task_name, args=job.args, kwargs=job.kwargs),
+            name=job.name,
+        )
+
+
+@app.task(name="config.ping")
+def ping(value: str = "pong") -> str:
+    """Round-trip probe: returns its argument from whichever worker ran it."""
+    return value
+
+
+HEARTBEAT_KEY = "background:heartbeat"
+
+
+@app.task(name="config.heartbeat", ignore_result=True)
+def heartbeat() -> float:
+    """Periodic job: records that background work (worker + scheduler) is alive."""
+    from django.core.cache import cache
+
+    now = time.time()
+    cache.set(HEARTBEAT_KEY, now, timeout=3600)
+    return now
+
+
+@signals.worker_process_init.connect
+@signals.worker_init.connect
+def _start_worker_metrics(**_: Any) -> None:
+    port = os.environ.get("CELERY_METRICS_PORT")
+    if port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(int(port))
+        except OSError:  # already started by the parent in prefork, or port taken
+            pass
+
+from config import metrics  # noqa: E402,F401  (connects the task signal handlers)
