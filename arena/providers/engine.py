@@ -1,0 +1,368 @@
+"""The retry / timeout / breaker loop every client shares, and HTTP helpers.
+
+A concrete client implements :meth:`StreamingClient._attempt`: one try that yields
+:class:`TextDelta` events and ends with one :class:`AttemptResult`, raising a typed
+:class:`~arena.providers.errors.ProviderError` on failure. :meth:`StreamingClient.stream` wraps
+attempts with the per-provider concurrency slot, rate limit, circuit breaker, timeouts and
+retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import ssl
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import httpx
+
+from arena.providers import errors
+from arena.providers.base import (
+    Completion,
+    Endpoint,
+    GenerationParams,
+    Message,
+    Restart,
+    StreamEvent,
+    TextDelta,
+)
+from arena.providers.resilience import DEFAULT_RUNTIME, Runtime
+
+logger = logging.getLogger("arena.providers")
+
+_ERROR_BODY_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """End of one successful attempt: what the provider reported besides the text."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
+
+
+AttemptEvent = TextDelta | AttemptResult
+
+
+@cache
+def _ssl_context() -> ssl.SSLContext:
+    # Building a context loads the CA bundle (~20 ms); share one across all clients.
+    return httpx.create_ssl_context()
+
+
+class StreamingClient(ABC):
+    """Base of all clients; see :class:`arena.providers.base.Client` for the contract."""
+
+    def __init__(self, endpoint: Endpoint, *, runtime: Runtime | None = None) -> None:
+        self.endpoint = endpoint
+        self.runtime = runtime or DEFAULT_RUNTIME
+        self._http: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.endpoint!r})"
+
+    # -- connection pool -------------------------------------------------------------------
+
+    def _new_http(self) -> httpx.AsyncClient:
+        t = self.endpoint.timeouts
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                connect=t.connect_s, read=t.first_token_s, write=t.connect_s, pool=t.total_s
+            ),
+            limits=httpx.Limits(
+                max_connections=self.endpoint.max_concurrency,
+                max_keepalive_connections=self.endpoint.max_concurrency,
+            ),
+            verify=_ssl_context(),
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> StreamingClient:
+        if self._http is None:
+            self._http = self._new_http()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.aclose()
+
+    # -- the shared loop -------------------------------------------------------------------
+
+    @abstractmethod
+    def _attempt(
+        self, http: httpx.AsyncClient | None, messages: Sequence[Message], params: GenerationParams
+    ) -> AsyncIterator[AttemptEvent]:
+        """One try: yield deltas, then one AttemptResult; raise ProviderError on failure."""
+
+    def _needs_http(self) -> bool:
+        return True
+
+    async def stream(
+        self, messages: Sequence[Message], params: GenerationParams
+    ) -> AsyncIterator[StreamEvent]:
+        """Stream one response; see :class:`arena.providers.base.Client`.
+
+        Retries connection errors, timeouts, 429 (after Retry-After, capped) and 5xx with
+        exponential backoff and jitter, up to ``endpoint.max_retries`` times and within
+        ``timeouts.total_s``; never retries auth failures, bad requests or malformed answers.
+        A retry after text has streamed first yields :class:`Restart`.
+        """
+        ep = self.endpoint
+        rt = self.runtime
+        breaker = rt.breaker(ep.name)
+        breaker.acquire()
+        settled = False
+        own_http: httpx.AsyncClient | None = None
+        try:
+            async with rt.slot(ep.name, ep.max_concurrency):
+                http = self._http
+                if http is None and self._needs_http():
+                    http = own_http = self._new_http()
+                loop = asyncio.get_running_loop()
+                started = rt.clock.monotonic()
+                deadline = loop.time() + ep.timeouts.total_s
+                attempt = 0
+                while True:
+                    attempt += 1
+                    await rt.throttle(ep.name, ep.rpm)
+                    parts: list[str] = []
+                    first_token_at: float | None = None
+                    result: AttemptResult | None = None
+                    try:
+                        guarded = self._guarded(self._attempt(http, messages, params), deadline)
+                        async with aclosing(guarded) as events:
+                            async for event in events:
+                                if isinstance(event, TextDelta):
+                                    if first_token_at is None:
+                                        first_token_at = rt.clock.monotonic()
+                                    parts.append(event.text)
+                                    yield event
+                                else:
+                                    result = event
+                        if result is None:
+                            raise errors.MalformedStream(
+                                "stream ended without a result", provider=ep.name
+                            )
+                    except errors.ProviderError as exc:
+                        delay = self._retry_delay(exc, attempt, deadline - loop.time())
+                        if delay is None:
+                            if isinstance(exc, errors.BadRequest):
+                                breaker.release()
+                            else:
+                                breaker.record_failure()
+                            settled = True
+                            logger.warning(
+                                "provider %s failed after %d attempt(s): %r",
+                                ep.name,
+                                attempt,
+                                exc,
+                            )
+                            raise
+                        logger.info(
+                            "provider %s attempt %d failed (%r); retrying in %.2fs",
+                            ep.name,
+                            attempt,
+                            exc,
+                            delay,
+                        )
+                        if first_token_at is not None:
+                            yield Restart(attempt + 1)
+                        await rt.clock.sleep(delay)
+                        continue
+                    breaker.record_success()
+                    settled = True
+                    finished = rt.clock.monotonic()
+                    yield Completion(
+                        text="".join(parts),
+                        prompt_tokens=result.prompt_tokens,
+                        completion_tokens=result.completion_tokens,
+                        finish_reason=result.finish_reason,
+                        latency_s=finished - started,
+                        ttft_s=None if first_token_at is None else first_token_at - started,
+                        attempts=attempt,
+                    )
+                    return
+        finally:
+            if not settled:
+                breaker.release()
+            if own_http is not None:
+                await own_http.aclose()
+
+    def _retry_delay(
+        self, exc: errors.ProviderError, attempt: int, remaining_s: float
+    ) -> float | None:
+        if not exc.retryable or attempt > self.endpoint.max_retries:
+            return None
+        delay = self.runtime.retry.delay(attempt, exc, self.runtime.rng)
+        if delay >= remaining_s:
+            return None
+        return delay
+
+    async def _guarded(
+        self, events: AsyncIterator[AttemptEvent], deadline: float
+    ) -> AsyncIterator[AttemptEvent]:
+        """Apply the first-token and total deadlines and translate transport errors."""
+        ep = self.endpoint
+        loop = asyncio.get_running_loop()
+        first_token_deadline: float | None = loop.time() + ep.timeouts.first_token_s
+        iterator = aiter(events)
+        try:
+            while True:
+                now = loop.time()
+                limit = (
+                    deadline
+                    if first_token_deadline is None
+                    else min(deadline, first_token_deadline)
+                )
+                try:
+                    async with asyncio.timeout(max(0.0, limit - now)):
+                        event = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    if first_token_deadline is not None and first_token_deadline <= deadline:
+                        what = f"no first token within {ep.timeouts.first_token_s}s"
+                    else:
+                        what = f"response not finished within {ep.timeouts.total_s}s"
+                    raise errors.Timeout(what, provider=ep.name) from None
+                except httpx.TimeoutException as exc:
+                    raise errors.Timeout(
+                        f"{type(exc).__name__} (connect {ep.timeouts.connect_s}s, "
+                        f"read {ep.timeouts.first_token_s}s)",
+                        provider=ep.name,
+                    ) from None
+                except httpx.TransportError as exc:
+                    raise errors.UpstreamError(
+                        f"connection failed: {type(exc).__name__}: {self._redact(str(exc))}",
+                        provider=ep.name,
+                    ) from None
+                if isinstance(event, TextDelta):
+                    first_token_deadline = None
+                yield event
+        finally:
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    # -- helpers for HTTP clients ----------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        return errors.redact(text, [self.endpoint.api_key])
+
+    def _url(self, path: str) -> str:
+        return self.endpoint.base_url.rstrip("/") + path
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        """Map a non-2xx response to a typed error (reads at most a little of the body)."""
+        status = response.status_code
+        if status < 400:
+            return
+        body = b""
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) >= _ERROR_BODY_LIMIT:
+                    break
+        except httpx.HTTPError:
+            pass
+        text = body[:_ERROR_BODY_LIMIT].decode("utf-8", "replace")
+        detail = self._redact(_error_text(text) or response.reason_phrase or "error")
+        name = self.endpoint.name
+        if status in (401, 403):
+            raise errors.AuthenticationFailed(detail, provider=name, status=status)
+        if status == 429:
+            raise errors.RateLimited(
+                detail,
+                provider=name,
+                status=status,
+                retry_after=parse_retry_after(response.headers.get("retry-after")),
+            )
+        if status == 408:
+            raise errors.Timeout(detail, provider=name, status=status)
+        if status < 500:
+            raise errors.BadRequest(detail, provider=name, status=status)
+        raise errors.UpstreamError(
+            detail,
+            provider=name,
+            status=status,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
+
+    def _parse_json(self, data: str | bytes) -> Any:
+        try:
+            return json.loads(data)
+        except ValueError:
+            snippet = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
+            raise errors.MalformedStream(
+                f"invalid JSON from provider: {self._redact(snippet)!r}",
+                provider=self.endpoint.name,
+            ) from None
+
+
+def _error_text(body: str) -> str:
+    """The message inside an OpenAI- or Anthropic-style JSON error body, else the body."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.strip()[:300]
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"]
+        if isinstance(error, str):
+            return error
+    return body.strip()[:300]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    """Parse Server-Sent Events from decoded lines into ``(event, data)`` pairs.
+
+    Comment lines are skipped; several ``data:`` lines of one event are joined with newlines.
+    """
+    event = ""
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        fieldname, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if fieldname == "data":
+            data.append(value)
+        elif fieldname == "event":
+            event = value
+    if data:
+        yield event, "\n".join(data)
