@@ -90,8 +90,9 @@ def parse_outcomes(labels: ArrayLike) -> NDArray[np.int8]:
     for k, label in enumerate(uniq):
         key = label.strip().lower()
         if key not in OUTCOME_LABELS:
-            row = int(np.flatnonzero(inverse == k)[0])
-            raise UnknownOutcomeError(row, arr[row])
+            row = int(np.flatnonzero(inverse.reshape(-1) == k)[0])
+            value = arr.reshape(-1)[row]
+            raise UnknownOutcomeError(row, value.item() if isinstance(value, np.generic) else value)
         codes[k] = OUTCOME_LABELS[key]
     return codes[inverse.reshape(-1)]
 

@@ -1,0 +1,67 @@
+"""Active pair sampling: the Chatbot Arena paper's rule (eq. 9) applied to BT score intervals.
+
+Eq. 9 samples pair a with probability proportional to the interval shrinkage that one more vote
+on it buys, sqrt(S_aa / n_a) - sqrt(S_aa / (n_a + 1)). Our intervals are on BT scores, so the
+shrinkage is computed exactly for them: one more vote on (i, j) adds p q (e_i - e_j)(...)^T to
+the Fisher information H, and by Sherman-Morrison the covariance V = H^-1 becomes
+V - h V x x^T V / (1 + h x^T V x). The weight of a pair is the summed shrinkage of every
+model's standard error, sum_m sqrt(V_mm) - sqrt(V'_mm), normalised over all pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import expit
+
+from rating.engine.bt import laplacian
+from rating.engine.data import PairTable
+
+PRIOR = 1e-2  # prior precision so that models without votes have a finite (wide) variance
+
+
+@dataclass(frozen=True)
+class PairWeights:
+    """Sampling probability for every unordered pair (i < j); `weight` sums to 1."""
+
+    i: NDArray[np.int64]
+    j: NDArray[np.int64]
+    weight: NDArray[np.float64]
+
+    def as_matrix(self, n_models: int) -> NDArray[np.float64]:
+        """Symmetric (m, m) matrix with each pair's weight split over (i, j) and (j, i)."""
+        out = np.zeros((n_models, n_models))
+        out[self.i, self.j] = self.weight / 2
+        out[self.j, self.i] = self.weight / 2
+        return out
+
+
+def active_sampling_weights(
+    table: PairTable, theta: NDArray[np.float64], *, prior: float = PRIOR
+) -> PairWeights:
+    """Weights over all m (m - 1) / 2 pairs from current votes and fitted strengths.
+
+    `theta` are natural log-odds strengths (NaN for unrated models is treated as 0). Pairs
+    involving models with few votes or near-equal strengths get the most weight.
+    """
+    m = table.n_models
+    ii, jj = np.triu_indices(m, k=1)
+    if m < 2:
+        return PairWeights(ii, jj, np.zeros(0))
+    th = np.nan_to_num(np.asarray(theta, dtype=np.float64))
+    p_obs = expit(th[table.i] - th[table.j])
+    info = laplacian(table.i, table.j, table.weight.sum(1) * p_obs * (1 - p_obs), m)
+    cov = np.linalg.inv(info + prior * np.eye(m))
+    p = expit(th[ii] - th[jj])
+    h = p * (1 - p)
+    vx = cov[:, ii] - cov[:, jj]  # (m, pairs)
+    quad = cov[ii, ii] + cov[jj, jj] - 2 * cov[ii, jj]
+    diag = np.diag(cov)[:, None]
+    new_diag = np.maximum(diag - h * vx * vx / (1 + h * quad), 0.0)
+    gain = (np.sqrt(diag) - np.sqrt(new_diag)).sum(axis=0)
+    gain = np.maximum(gain, 0.0)
+    total = gain.sum()
+    weight = gain / total if total > 0 else np.full(gain.size, 1.0 / gain.size)
+    return PairWeights(ii, jj, weight)
