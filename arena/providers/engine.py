@@ -218,18 +218,23 @@ class StreamingClient(ABC):
         ep = self.endpoint
         loop = asyncio.get_running_loop()
         first_token_deadline: float | None = loop.time() + ep.timeouts.first_token_s
+        # Between chunks httpx's read timeout (first_token_s) already bounds silence, so the
+        # (costly per chunk) asyncio timer is armed only while waiting for the first token or
+        # when the total deadline is nearer than a read timeout.
+        relaxed_until = deadline - ep.timeouts.first_token_s
         iterator = aiter(events)
         try:
             while True:
                 now = loop.time()
-                limit = (
-                    deadline
-                    if first_token_deadline is None
-                    else min(deadline, first_token_deadline)
-                )
                 try:
-                    async with asyncio.timeout(max(0.0, limit - now)):
+                    if first_token_deadline is None and now < relaxed_until:
                         event = await anext(iterator)
+                    else:
+                        limit = deadline
+                        if first_token_deadline is not None:
+                            limit = min(deadline, first_token_deadline)
+                        async with asyncio.timeout(max(0.0, limit - now)):
+                            event = await anext(iterator)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:

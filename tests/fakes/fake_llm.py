@@ -445,3 +445,13 @@ def fake_llm_server(**kwargs: Any) -> Any:
     """Context manager form of :class:`FakeLLMServer`."""
     with FakeLLMServer(**kwargs) as server:
         yield server
+
+
+if __name__ == "__main__":
+    # Serve from a separate process (used by bench/providers.py): prints the port, then serves
+    # until standard input closes. Per-request behaviour goes in the x-fake-behaviour header.
+    import sys
+
+    with FakeLLMServer() as _server:
+        print(_server.port, flush=True)
+        sys.stdin.read()
