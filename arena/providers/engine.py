@@ -16,7 +16,7 @@ import logging
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import cache
@@ -213,7 +213,7 @@ class StreamingClient(ABC):
 
     async def _guarded(
         self, events: AsyncIterator[AttemptEvent], deadline: float
-    ) -> AsyncIterator[AttemptEvent]:
+    ) -> AsyncGenerator[AttemptEvent, None]:
         """Apply the first-token and total deadlines and translate transport errors."""
         ep = self.endpoint
         loop = asyncio.get_running_loop()
