@@ -5,11 +5,13 @@ pair; Fisher's combination M_j = -2 sum_{i<=j} log p_i is checked at `looks` ran
 positions j in [1, max_look], and a voter is flagged when M_j >= chi2_{2j}(1 - alpha / looks)
 at any look (Bonferroni over the looks). The looks are random so voters cannot game them.
 
-Deviation from the paper: the p-value is two-sided, 2 min(P(h >= H), P(h <= H)) capped at 1,
-with outcomes oriented on the canonical pair (lower model index first). The paper's one-sided
-P(h >= H) only catches votes unusually favourable to whichever model was shown first; the
-two-sided form also catches a voter who always sides with the underdog. It stays valid
-(conservative) under exchangeability.
+Deviation from the paper: the paper ranks outcomes by their value, p = P(h >= H), which only
+catches votes unusually favourable to whichever model was shown first. Here the
+nonconformity score is the rarity of the outcome class (i won / tie or both bad / j won) among
+the reference votes: p = (1 + #{reference votes whose class is at most as frequent}) /
+(n_ref + 1). A vote for the outcome that most others chose gets p = 1, a vote for an outcome
+nobody else chose gets 1 / (n_ref + 1), in either position. It is a conformal p-value, so it
+stays valid under exchangeability.
 """
 
 from __future__ import annotations
@@ -70,12 +72,10 @@ def detect_anomalous_voters(
     own = np.bincount(vp * 3 + cls, minlength=(vp.max() + 1) * 3).reshape(-1, 3)
     ref = all_counts[pair] - own[vp]  # (votes, 3) other voters' outcomes on this pair
     n_ref = ref.sum(axis=1)
-    cum_le = np.cumsum(ref, axis=1)  # #{h <= class}
-    at_most = cum_le[np.arange(n), cls]
-    at_least = n_ref - np.where(cls > 0, cum_le[np.arange(n), np.maximum(cls - 1, 0)], 0)
-    p_up = (1 + at_least) / (n_ref + 1)
-    p_low = (1 + at_most) / (n_ref + 1)
-    p_val = np.minimum(1.0, 2 * np.minimum(p_up, p_low))
+    own_freq = ref[np.arange(n), cls]
+    # Conformal p-value with "rarity of the outcome" as the nonconformity score.
+    as_rare = (ref * (ref <= own_freq[:, None])).sum(axis=1)
+    p_val = (1 + as_rare) / (n_ref + 1)
 
     order = np.lexsort((np.arange(n), vidx))  # by voter, then time
     stat = np.cumsum(-2 * np.log(p_val[order]))
