@@ -50,7 +50,9 @@ def test_aggregate_counts_cells_and_weights():
 
 
 def test_pair_table_folds_orientation():
-    counts = aggregate([0, 1, 1, 0], [1, 0, 0, 1], ["model_a", "model_a", "tie (bothbad)", "model_b"])
+    counts = aggregate(
+        [0, 1, 1, 0], [1, 0, 0, 1], ["model_a", "model_a", "tie (bothbad)", "model_b"]
+    )
     table = pair_table(counts)
     # pair (0, 1): 0 won once (row 0), 1 won twice (rows 1 and 3), one both-bad tie
     assert table.votes.tolist() == [[1, 1, 2]]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rating.engine import StyleFeatures, fit_bt, fit_style, aggregate, pair_table
+from rating.engine import StyleFeatures, aggregate, fit_bt, fit_style, pair_table
 from rating.engine.style import normalise_style
 
 
