@@ -6,6 +6,10 @@ shrinkage is computed exactly for them: one more vote on (i, j) adds p q (e_i - 
 the Fisher information H, and by Sherman-Morrison the covariance V = H^-1 becomes
 V - h V x x^T V / (1 + h x^T V x). The weight of a pair is the summed shrinkage of every
 model's standard error, sum_m sqrt(V_mm) - sqrt(V'_mm), normalised over all pairs.
+
+`sharpness` raises the shrinkage to a power before normalising: 1 is the paper's proportional
+rule; larger values move towards always taking the single best pair (the bench shows 4 needs
+fewer votes to reach a target interval width, at the cost of less exploration).
 """
 
 from __future__ import annotations
@@ -39,7 +43,11 @@ class PairWeights:
 
 
 def active_sampling_weights(
-    table: PairTable, theta: NDArray[np.float64], *, prior: float = PRIOR
+    table: PairTable,
+    theta: NDArray[np.float64],
+    *,
+    sharpness: float = 1.0,
+    prior: float = PRIOR,
 ) -> PairWeights:
     """Weights over all m (m - 1) / 2 pairs from current votes and fitted strengths.
 
@@ -62,6 +70,7 @@ def active_sampling_weights(
     new_diag = np.maximum(diag - h * vx * vx / (1 + h * quad), 0.0)
     gain = (np.sqrt(diag) - np.sqrt(new_diag)).sum(axis=0)
     gain = np.maximum(gain, 0.0)
+    gain = (gain / gain.max()) ** sharpness if gain.max() > 0 else gain
     total = gain.sum()
     weight = gain / total if total > 0 else np.full(gain.size, 1.0 / gain.size)
     return PairWeights(ii, jj, weight)
