@@ -22,7 +22,13 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit, log_expit
 
-from rating.engine.data import PairTable, RatingError, mle_exists
+from rating.engine.data import (
+    DisconnectedGraphError,
+    PairTable,
+    RatingError,
+    components,
+    mle_exists,
+)
 
 TieModel = Literal["half", "rao-kupper", "davidson"]
 TIE_MODELS: tuple[str, ...] = ("half", "rao-kupper", "davidson")
@@ -207,10 +213,15 @@ def fit_bt(
 
     `ridge=None` means: no penalty when the MLE exists, else `AUTO_RIDGE` (a Gaussian prior
     with sd 10 log-odds units) so that a model that never lost still gets a finite score.
-    Raises `RatingError` for an unknown tie model or for tie models without any tie.
+    Raises `DisconnectedGraphError` when some models are not linked by votes (fit each
+    component, as `leaderboard()` does), `RatingError` for an unknown tie model or for tie
+    models without any tie.
     """
     _check_ties(ties)
     m = table.n_models
+    comp = components(table)
+    if m > 1 and comp.max() > 0:
+        raise DisconnectedGraphError(comp)
     if ridge is None:
         ridge = 0.0 if mle_exists(table) else AUTO_RIDGE
     if ties != "half" and table.weight[:, 1].sum() <= 0:

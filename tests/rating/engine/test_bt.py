@@ -3,7 +3,15 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
 
-from rating.engine import SCALE, RatingError, aggregate, fit_bt, pair_table, sandwich_cov
+from rating.engine import (
+    SCALE,
+    DisconnectedGraphError,
+    RatingError,
+    aggregate,
+    fit_bt,
+    pair_table,
+    sandwich_cov,
+)
 from rating.engine.bootstrap import bootstrap_params
 from tests.rating.engine.sim import simulate_votes
 
@@ -107,3 +115,10 @@ def test_gaussian_and_exact_bootstrap_agree():
     exact = bootstrap_params(table, fit, rounds=1000, sampler="multinomial").std(axis=0)
     gauss = bootstrap_params(table, fit, rounds=1000, sampler="gaussian").std(axis=0)
     assert np.allclose(exact, gauss, rtol=0.1)
+
+
+def test_disconnected_table_raises_with_component_labels():
+    table = pair_table(aggregate([0, 1, 2, 3], [1, 0, 3, 2], [0, 0, 0, 0]))
+    with pytest.raises(DisconnectedGraphError) as info:
+        fit_bt(table)
+    assert info.value.components.tolist() in ([0, 0, 1, 1], [1, 1, 0, 0])
