@@ -28,7 +28,11 @@ application = ProtocolTypeRouter(
     }
 )
 
-if settings.BACKGROUND_MODE == "embedded" and os.environ.get("EMBEDDED_SCHEDULER", "1") == "1":
+if (
+    settings.BACKGROUND_MODE == "embedded"
+    and os.environ.get("EMBEDDED_SCHEDULER", "1") == "1"
+    and not settings.TESTING
+):
     from config.background import start_embedded_scheduler
 
     start_embedded_scheduler()

@@ -132,7 +132,7 @@ class EmbeddedScheduler:
 
 _runner: EmbeddedRunner | None = None
 _scheduler: EmbeddedScheduler | None = None
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def embedded_runner() -> EmbeddedRunner:

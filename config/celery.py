@@ -6,6 +6,7 @@ Run a worker with ``celery -A config worker -Q default,stream -P threads -c 32``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
@@ -28,7 +29,8 @@ def _schedule_periodic_jobs(sender: Celery, **_: Any) -> None:
 
     for job in periodic_jobs():
         sender.add_periodic_task(
-            job.every, sender.signature(job.task_name, args=job.args, kwargs=job.kwargs),
+            job.every,
+            sender.signature(job.task_name, args=job.args, kwargs=job.kwargs),
             name=job.name,
         )
 
@@ -43,12 +45,12 @@ HEARTBEAT_KEY = "background:heartbeat"
 
 
 @app.task(name="config.heartbeat", ignore_result=True)
-def heartbeat() -> float:
-    """Periodic job: records that background work (worker + scheduler) is alive."""
+def heartbeat(key: str = HEARTBEAT_KEY) -> float:
+    """Periodic job: records in the cache that background work (worker + scheduler) is alive."""
     from django.core.cache import cache
 
     now = time.time()
-    cache.set(HEARTBEAT_KEY, now, timeout=3600)
+    cache.set(key, now, timeout=3600)
     return now
 
 
@@ -59,9 +61,9 @@ def _start_worker_metrics(**_: Any) -> None:
     if port:
         from prometheus_client import start_http_server
 
-        try:
+        # OSError: already started by the parent in prefork, or the port is taken.
+        with contextlib.suppress(OSError):
             start_http_server(int(port))
-        except OSError:  # already started by the parent in prefork, or port taken
-            pass
+
 
 from config import metrics  # noqa: E402,F401  (connects the task signal handlers)

@@ -134,7 +134,7 @@ REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django_prometheus.cache.backends.redis.RedisCache",
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_PREFIX", "pa"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},

@@ -7,7 +7,16 @@ from preferences.models import ApiToken
 class ApiTokenAdmin(admin.ModelAdmin):
     """Operators can see and revoke tokens, never their secrets (only a hash is stored)."""
 
-    list_display = ["name", "user", "prefix", "scope", "created", "expires_at", "revoked_at", "last_used_at"]
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "scope",
+        "created",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     list_filter = ["scope"]
     search_fields = ["name", "user__username", "prefix"]
     readonly_fields = ["public_id", "prefix", "created", "last_used_at"]

@@ -23,7 +23,16 @@ class TokenOutput(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "scope", "created", "expires_at", "revoked_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scope",
+            "created",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
 
 
 class TokenCreatedOutput(TokenOutput):

@@ -1,0 +1,169 @@
+"""Real processes for integration tests: a Celery worker (with beat) and the ASGI server.
+
+They run as subprocesses pointed at the *test* database and the real Redis, so tests that use
+them must be ``transaction=True`` (the subprocesses only see committed rows). Nothing is eager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / "var" / "test-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """The URL of the database the test session is using (the test database, not the main one)."""
+    user = quote(settings_dict.get("USER") or "")
+    password = settings_dict.get("PASSWORD") or ""
+    auth = f"{user}:{quote(password)}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgresql://{auth}{host}:{port}/{settings_dict['NAME']}"
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, interval=0.05) -> Any:
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - keep polling, report the last error
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}; last error: {last_error!r}")
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    url: str = ""
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=5)
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str]) -> Process:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log_path = LOG_DIR / f"{name}-{uuid.uuid4().hex[:8]}.log"
+    with log_path.open("wb") as log_file:
+        popen = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() reaches its children
+        )
+    return Process(name, popen, log_path)
+
+
+def service_env(db_url: str, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DEBUG": "0",
+            "TESTING": "1",
+            "LOG_JSON": "0",
+            "SECURE_COOKIES": "0",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@contextlib.contextmanager
+def celery_worker(db_url: str, *, beat: bool = True, **extra_env: str) -> Iterator[Process]:
+    """A real ``celery worker`` (threads pool, both queues, optional embedded beat)."""
+    from config.celery import app
+
+    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = service_env(db_url, **extra_env)
+    schedule = LOG_DIR / f"beat-{uuid.uuid4().hex[:8]}"
+    args = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "-n", hostname,
+        "-Q", "default,stream", "-P", "threads", "-c", "16", "--loglevel", "INFO",
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    if beat:
+        args += ["-B", "-s", str(schedule)]
+    process = _spawn("celery", args, env)
+    try:
+
+        def answered() -> bool:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"celery worker exited:\n{process.log()[-3000:]}")
+            replies = app.control.inspect(destination=[hostname], timeout=0.5).ping() or {}
+            return hostname in replies
+
+        wait_until(answered, timeout=60, what="the Celery worker to answer a ping", interval=0.2)
+        process.url = hostname
+        yield process
+    finally:
+        process.stop()
+
+
+@contextlib.contextmanager
+def asgi_server(db_url: str, **extra_env: str) -> Iterator[Process]:
+    """The ASGI application (HTTP + WebSocket) under uvicorn on a free loopback port."""
+    import httpx
+
+    port = free_port()
+    env = service_env(db_url, **extra_env)
+    args = [
+        sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
+        "--port", str(port), "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    process = _spawn("asgi", args, env)
+    process.url = f"http://127.0.0.1:{port}"
+    try:
+
+        def up() -> bool:
+            if process.popen.poll() is not None:
+                raise RuntimeError(f"ASGI server exited:\n{process.log()[-3000:]}")
+            return httpx.get(process.url + "/healthz", timeout=5).status_code in (200, 503)
+
+        wait_until(up, timeout=60, what="the ASGI server to answer /healthz", interval=0.2)
+        yield process
+    finally:
+        process.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
