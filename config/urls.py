@@ -8,6 +8,7 @@ from config import health, views
 
 api_v1 = [
     path("", include("preferences.api.urls")),
+    path("leaderboard/", include("rating.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),

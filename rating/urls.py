@@ -1,13 +1,8 @@
 from django.urls import path
 
-from config.views import coming_soon
+from rating import views
 
 app_name = "rating"
 urlpatterns = [
-    path(
-        "",
-        coming_soon,
-        {"title": "Leaderboard", "what": "Bradley-Terry ratings with confidence intervals"},
-        name="leaderboard",
-    ),
+    path("", views.leaderboard, name="leaderboard"),
 ]
