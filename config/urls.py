@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from config import health, views
 
 api_v1 = [
+    path("annotations/", include("annotations.api.urls")),
     path("", include("preferences.api.urls")),
     path("leaderboard/", include("rating.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
