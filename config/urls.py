@@ -20,6 +20,7 @@ urlpatterns = [
     path("arena/", include("arena.urls")),
     path("leaderboard/", include("rating.urls")),
     path("annotate/", include("annotations.urls")),
+    path("datasets/", include("preferences.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),

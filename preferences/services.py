@@ -1,14 +1,41 @@
 from __future__ import annotations
 
+import itertools
 import secrets
+import shutil
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core import signing
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from config.errors import ApplicationError, NotFound
-from preferences.models import ApiToken
+from config.background import enqueue
+from config.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from preferences.exports import (
+    FILE_FORMATS,
+    ExportOptions,
+    dataset_card,
+    format_rows,
+    rankings_rows,
+    write_card_and_manifest,
+    write_splits,
+)
+from preferences.formats import FORMATS, ranking_from_pair
+from preferences.models import ApiToken, DatasetRelease
+from preferences.selectors import (
+    PairFilters,
+    count_pairs_estimate,
+    iter_arena_pairs,
+    iter_pairs,
+    iter_rankings,
+    snapshot_ids,
+)
 
 TOKEN_PREFIX = "pa_"
 MAX_TOKENS_PER_USER = 50
@@ -50,3 +77,227 @@ def token_revoke(*, user: AbstractBaseUser, public_id: str) -> ApiToken:
         raise NotFound("No such token.")
     del updated
     return token
+
+
+# --- dataset releases ----------------------------------------------------------------------------
+
+DOWNLOAD_SALT = "preferences.release-download"
+DEFAULT_LINK_SECONDS = 24 * 3600
+STALE_BUILD_SECONDS = 3600  # a build "running" longer than this died with its worker
+
+
+def releases_root() -> Path:
+    return Path(settings.MEDIA_ROOT) / "datasets"
+
+
+def release_dir(release: DatasetRelease) -> Path:
+    return releases_root() / str(release.public_id)
+
+
+def _require_researcher(user: Any) -> None:
+    if not (user.is_authenticated and user.has_perm("preferences.access_datasets")):
+        raise PermissionDenied("You do not have access to preference datasets.")
+
+
+def release_create(
+    *,
+    user: Any,
+    name: str,
+    version: str,
+    format: str,
+    file_format: str = "jsonl",
+    filters: PairFilters | None = None,
+    options: ExportOptions | None = None,
+) -> DatasetRelease:
+    """Record a release cut from the current snapshot and enqueue its build after commit."""
+    _require_researcher(user)
+    filters = filters or PairFilters()
+    fmt = FORMATS.get(format)
+    if fmt is None:
+        raise ApplicationError(f"Unknown format {format!r}.", code="invalid_format")
+    if file_format not in FILE_FORMATS:
+        raise ApplicationError(f"Unknown file format {file_format!r}.", code="invalid_format")
+    if not fmt.ties and (filters.include_ties or filters.include_both_bad):
+        raise ApplicationError(
+            f"The {format} format has only chosen/rejected: it cannot express ties or "
+            "both-bad votes. Use arena_battles or rankings, or leave them out.",
+            code="format_cannot_express_ties",
+        )
+    options = ExportOptions(**{**(options or ExportOptions()).__dict__, "format": format})
+    options = ExportOptions(**{**options.__dict__, "file_format": file_format})
+    if not 0.0 <= options.test_fraction < 1.0:
+        raise ApplicationError("test_fraction must be in [0, 1).", code="invalid_split")
+    max_vote_id, max_annotation_id = snapshot_ids()
+    with transaction.atomic():
+        if DatasetRelease.objects.filter(name=name, version=version).exists():
+            raise Conflict(f"Release {name} {version} already exists; releases never change.")
+        release = DatasetRelease.objects.create(
+            name=name,
+            version=version,
+            format=format,
+            file_format=file_format,
+            filters=filters.to_json(),
+            options=options.to_json(),
+            max_vote_id=max_vote_id,
+            max_annotation_id=max_annotation_id,
+            created_by=user,
+        )
+        enqueue("preferences.tasks.build_release", release.pk)
+    return release
+
+
+def release_rebuild(*, user: Any, release: DatasetRelease) -> DatasetRelease:
+    """Build an unpublished release again from its own snapshot (same bytes if data unchanged)."""
+    _require_researcher(user)
+    with transaction.atomic():
+        updated = DatasetRelease.objects.filter(
+            pk=release.pk, status__in=[DatasetRelease.Status.READY, DatasetRelease.Status.FAILED]
+        ).update(status=DatasetRelease.Status.PENDING, progress=0.0, rows_done=0, error="")
+        if not updated:
+            raise Conflict("Only a ready or failed, unpublished release can be rebuilt.")
+        enqueue("preferences.tasks.build_release", release.pk)
+    release.refresh_from_db()
+    return release
+
+
+def release_publish(*, user: Any, release: DatasetRelease, public: bool) -> DatasetRelease:
+    """Freeze a ready release (operators only); ``public`` lets anyone download it."""
+    if not user.is_staff:
+        raise PermissionDenied("Only operators publish releases.")
+    # Conditional update: only a READY release moves, so a build in flight is never frozen.
+    updated = DatasetRelease.objects.filter(
+        pk=release.pk, status=DatasetRelease.Status.READY
+    ).update(status=DatasetRelease.Status.PUBLISHED, public=public, published_at=timezone.now())
+    if not updated:
+        raise Conflict("Only a ready release can be published; a published one never changes.")
+    release.refresh_from_db()
+    return release
+
+
+def _export_options(release: DatasetRelease) -> ExportOptions:
+    return ExportOptions(
+        format=release.format, file_format=release.file_format, **(release.options or {})
+    )
+
+
+def _release_filters(release: DatasetRelease) -> PairFilters:
+    return PairFilters.from_json(
+        release.filters,
+        max_vote_id=release.max_vote_id,
+        max_annotation_id=release.max_annotation_id,
+    )
+
+
+def release_rows(release: DatasetRelease, *, chunk_size: int = 2000) -> Iterator[Any]:
+    """(split, row) stream of a release, read from its snapshot in the fixed order."""
+    filters = _release_filters(release)
+    options = _export_options(release)
+    if FORMATS[release.format].per_ranking:
+        votes = (ranking_from_pair(p) for p in iter_arena_pairs(filters, chunk_size=chunk_size))
+        return rankings_rows(itertools.chain(votes, iter_rankings(filters)), options)
+    return format_rows(iter_pairs(filters, chunk_size=chunk_size), options)
+
+
+def release_build(*, release_id: int) -> DatasetRelease | None:
+    """Write a release's files, card and manifest; idempotent and safe to retry.
+
+    Claims the release with a conditional UPDATE (pending -> building), so two workers handed
+    the same job never both write; a build stuck in ``building`` past STALE_BUILD_SECONDS is
+    reclaimed. Files go to a temporary directory that replaces the final one only when done.
+    """
+    now = timezone.now()
+    claimed = (
+        DatasetRelease.objects.filter(pk=release_id)
+        .filter(
+            Q(status=DatasetRelease.Status.PENDING)
+            | Q(
+                status=DatasetRelease.Status.BUILDING,
+                started_at__lt=now - timedelta(seconds=STALE_BUILD_SECONDS),
+            )
+        )
+        .update(status=DatasetRelease.Status.BUILDING, started_at=now, progress=0.0, rows_done=0)
+    )
+    if not claimed:
+        return None
+    release = DatasetRelease.objects.get(pk=release_id)
+    filters = _release_filters(release)
+    options = _export_options(release)
+    total = count_pairs_estimate(filters)
+    DatasetRelease.objects.filter(pk=release_id).update(rows_total=total)
+    final = release_dir(release)
+    work = final.with_name(final.name + ".tmp")
+    shutil.rmtree(work, ignore_errors=True)
+
+    def progress(n: int) -> None:
+        DatasetRelease.objects.filter(pk=release_id).update(
+            rows_done=n, progress=min(0.99, n / total) if total else 0.0
+        )
+
+    try:
+        result = write_splits(work, release_rows(release), options, progress=progress)
+        card = dataset_card(
+            name=release.name,
+            version=release.version,
+            options=options,
+            filters=release.filters,
+            snapshot={
+                "max_vote_id": release.max_vote_id,
+                "max_annotation_id": release.max_annotation_id,
+            },
+            result=result,
+            created=release.created.isoformat(),
+        )
+        write_card_and_manifest(work, card, result)
+        shutil.rmtree(final, ignore_errors=True)
+        work.rename(final)
+    except Exception as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        DatasetRelease.objects.filter(pk=release_id).update(
+            status=DatasetRelease.Status.FAILED,
+            error=f"{type(exc).__name__}: {exc}"[:500],
+            finished_at=timezone.now(),
+        )
+        raise
+    DatasetRelease.objects.filter(pk=release_id).update(
+        status=DatasetRelease.Status.READY,
+        progress=1.0,
+        rows_done=result.rows_read,
+        row_counts=result.row_counts,
+        files=[f.to_json() for f in result.files],
+        finished_at=timezone.now(),
+        error="",
+    )
+    release.refresh_from_db()
+    return release
+
+
+# --- download links ------------------------------------------------------------------------
+
+
+def release_file_path(release: DatasetRelease, name: str) -> Path:
+    if not release.is_downloadable or release.file_info(name) is None:
+        raise NotFound("No such file in this release.")
+    path = release_dir(release) / name
+    if not path.is_file():
+        raise NotFound("The file is missing from storage.")
+    return path
+
+
+def release_signed_token(release: DatasetRelease, name: str) -> str:
+    return signing.dumps({"r": str(release.public_id), "f": name}, salt=DOWNLOAD_SALT)
+
+
+def release_resolve_token(token: str, name: str, *, max_age: int = DEFAULT_LINK_SECONDS) -> Path:
+    """The file a signed link points at; refuses tampered, expired or mismatched links."""
+    try:
+        data = signing.loads(token, salt=DOWNLOAD_SALT, max_age=max_age)
+    except signing.SignatureExpired as exc:
+        raise PermissionDenied("This download link has expired.", code="link_expired") from exc
+    except signing.BadSignature as exc:
+        raise PermissionDenied("This download link is not valid.", code="bad_link") from exc
+    if data.get("f") != name:
+        raise PermissionDenied("This download link is for another file.", code="bad_link")
+    release = DatasetRelease.objects.filter(public_id=data.get("r")).first()
+    if release is None:
+        raise NotFound("No such release.")
+    return release_file_path(release, name)

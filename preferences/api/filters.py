@@ -1,0 +1,86 @@
+"""django-filter filter sets: query parameters validated once, turned into selector filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+
+from arena.models import Battle, Vote
+from preferences.selectors import OUTCOMES, SOURCES, PairFilters
+
+
+class CsvField(forms.CharField):
+    def to_python(self, value: Any) -> list[str]:
+        text = super().to_python(value)
+        return [v.strip() for v in text.split(",") if v.strip()] if text else []
+
+
+class CsvFilter(django_filters.Filter):
+    field_class = CsvField
+
+
+class PairFilterSet(django_filters.FilterSet):
+    """Pairs are a stream, not a table: this set validates parameters into a PairFilters."""
+
+    date_from = django_filters.IsoDateTimeFilter(help_text="Judged at or after (ISO 8601).")
+    date_to = django_filters.IsoDateTimeFilter(help_text="Judged before (ISO 8601).")
+    source = CsvFilter(help_text=f"Comma-separated sources: {', '.join(SOURCES)}.")
+    model = CsvFilter(
+        help_text="Comma-separated model slugs; a pair matches if either side is one."
+    )
+    category = CsvFilter(help_text="Comma-separated category tags; any of them.")
+    language = django_filters.CharFilter()
+    min_agreement = django_filters.NumberFilter(help_text="Annotation pairs only.")
+    min_trust = django_filters.NumberFilter(help_text="Annotation pairs only.")
+    include_ties = django_filters.BooleanFilter()
+    include_both_bad = django_filters.BooleanFilter()
+    include_flagged = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Vote
+        fields: list[str] = []
+
+    def pair_filters(self) -> PairFilters:
+        data = self.form.cleaned_data
+        sources = tuple(data.get("source") or ())
+        unknown = set(sources) - set(SOURCES)
+        if unknown:
+            raise forms.ValidationError({"source": f"Unknown source(s): {sorted(unknown)}"})
+        return PairFilters(
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            sources=sources or PairFilters().sources,
+            models=tuple(data.get("model") or ()),
+            categories=tuple(data.get("category") or ()),
+            language=data.get("language") or "",
+            min_agreement=_float(data.get("min_agreement")),
+            min_trust=_float(data.get("min_trust")),
+            include_ties=bool(data.get("include_ties")),
+            include_both_bad=bool(data.get("include_both_bad")),
+            include_flagged=bool(data.get("include_flagged")),
+        )
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if value is not None else None
+
+
+class BattleFilterSet(django_filters.FilterSet):
+    model = django_filters.CharFilter(method="filter_model", help_text="Model slug (either side).")
+    language = django_filters.CharFilter()
+    winner = django_filters.ChoiceFilter(
+        field_name="vote__winner", choices=[(o, o) for o in OUTCOMES]
+    )
+    created_after = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
+
+    class Meta:
+        model = Battle
+        fields: list[str] = []
+
+    def filter_model(self, queryset: Any, name: str, value: str) -> Any:
+        from django.db.models import Q
+
+        return queryset.filter(Q(model_a__slug=value) | Q(model_b__slug=value))

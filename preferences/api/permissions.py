@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from rest_framework import permissions, throttling
+
+from preferences.models import ApiToken
+
+
+class IsResearcher(permissions.BasePermission):
+    """Pairs, battles and releases: users granted ``preferences.access_datasets``."""
+
+    message = "You do not have access to preference datasets."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("preferences.access_datasets"))
+
+
+class TokenRateThrottle(throttling.SimpleRateThrottle):
+    """A budget per API token (sessions: per user), so one leaked token cannot starve a team.
+
+    The rate is ``settings.API_THROTTLE_TOKEN`` (default 600/min), read per request.
+    """
+
+    scope = "token"
+
+    def __init__(self) -> None:  # the rate is read per request, not frozen at import
+        pass
+
+    def get_rate(self) -> str:
+        return getattr(settings, "API_THROTTLE_TOKEN", "600/min")
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        if isinstance(request.auth, ApiToken):
+            ident = f"t{request.auth.pk}"
+        elif request.user and request.user.is_authenticated:
+            ident = f"u{request.user.pk}"
+        else:
+            ident = f"a{self.get_ident(request)}"
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -1,0 +1,410 @@
+"""Write a stream of pairs to deterministic files: JSONL, JSONL.gz or Parquet, train/test split.
+
+Contract: the same input rows and options give the same bytes. Rows keep the stream's order;
+gzip is written with mtime 0 and no file name; Parquet with fixed settings (zstd level 3,
+dictionary on, statistics on, format 2.6, a fixed row-group size). Rows are written as they
+arrive, so memory is bounded by one Parquet row group, not by the release size.
+
+The split is by prompt: a pair is in ``test`` when the sha256 of its first (scrubbed) user turn,
+read as a number in [0, 1), is below ``test_fraction``; every pair of one prompt lands in the same
+split, and adding rows never moves an existing prompt.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from preferences.formats import Format, get_format, hf_features
+from preferences.selectors import OUTCOME_BOTH_BAD, OUTCOME_TIE, Pair, Ranking
+
+SPLITS = ("train", "test")
+FILE_FORMATS = ("jsonl", "jsonl.gz", "parquet")
+PARQUET_ROW_GROUP = 5000
+PARQUET_SETTINGS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+    "data_page_version": "1.0",
+}
+MANIFEST_NAME = "SHA256SUMS"
+CARD_NAME = "README.md"
+
+# --- PII scrubbing --------------------------------------------------------------------------------
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# International or national numbers with separators: +44 20 7946 0958, (555) 123-4567,
+# 555.123.4567, +15551234567. Dates (2024-01-15) and short numbers do not match.
+PHONE = re.compile(
+    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}[\s.-]\d{3,4}[\s.-]\d{3,4}(?![\w])"
+    r"|(?<![\w+])\+\d{9,15}(?!\w)"
+)
+
+
+def scrub(text: str) -> str:
+    """Replace email addresses and phone numbers with ``[EMAIL]`` / ``[PHONE]``."""
+    if "@" in text:
+        text = EMAIL.sub("[EMAIL]", text)
+    return PHONE.sub("[PHONE]", text)
+
+
+def scrub_pair(pair: Pair) -> Pair:
+    pair.prompts = [scrub(t) for t in pair.prompts]
+    pair.response_a = [scrub(t) for t in pair.response_a]
+    pair.response_b = [scrub(t) for t in pair.response_b]
+    return pair
+
+
+# --- options -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    format: str = "trl_standard"
+    file_format: str = "jsonl"
+    test_fraction: float = 0.1
+    dedup_prompts: bool = False
+    scrub_pii: bool = True
+    margin: bool = False
+    license: str = "cc-by-4.0"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "test_fraction": self.test_fraction,
+            "dedup_prompts": self.dedup_prompts,
+            "scrub_pii": self.scrub_pii,
+            "margin": self.margin,
+            "license": self.license,
+        }
+
+
+def prompt_key(prompt: str) -> bytes:
+    return hashlib.sha256(prompt.strip().encode()).digest()
+
+
+def split_of(prompt: str, test_fraction: float) -> str:
+    value = int.from_bytes(prompt_key(prompt)[:8], "big") / 2**64
+    return "test" if value < test_fraction else "train"
+
+
+def file_name(split: str, file_format: str) -> str:
+    return f"{split}.{file_format}"
+
+
+# --- writers -----------------------------------------------------------------------------------
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+class _Hashing(io.RawIOBase):
+    """A write-only file wrapper that hashes and counts what passes through."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.sha.update(b)
+        self.size += len(b)
+        return self.raw.write(b)
+
+
+class JsonlWriter:
+    def __init__(self, path: Path, *, gz: bool) -> None:
+        self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self._hashing = _Hashing(self._file)
+        self._gz = (
+            gzip.GzipFile(filename="", mode="wb", fileobj=self._hashing, mtime=0, compresslevel=6)
+            if gz
+            else None
+        )
+        self._buffer: list[str] = []
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._buffer.append(_encode(row))
+        self.rows += 1
+        if len(self._buffer) >= 1000:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            data = ("\n".join(self._buffer) + "\n").encode()
+            (self._gz or self._hashing).write(data)
+            self._buffer = []
+
+    def close(self) -> tuple[str, int]:
+        self._flush()
+        if self._gz is not None:
+            self._gz.close()
+        self._file.close()
+        return self._hashing.sha.hexdigest(), self._hashing.size
+
+
+class ParquetWriter:
+    def __init__(self, path: Path, *, schema: pa.Schema) -> None:
+        self._path = path
+        self._schema = schema
+        self._writer = pq.ParquetWriter(str(path), schema, **PARQUET_SETTINGS)
+        self._rows: list[dict[str, Any]] = []
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        self.rows += 1
+        if len(self._rows) >= PARQUET_ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        columns = {name: [r.get(name) for r in self._rows] for name in self._schema.names}
+        table = pa.Table.from_pydict(columns, schema=self._schema)
+        self._writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
+        self._rows = []
+
+    def close(self) -> tuple[str, int]:
+        self._flush()
+        self._writer.close()
+        sha = hashlib.sha256()
+        size = 0
+        with open(self._path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                sha.update(chunk)
+                size += len(chunk)
+        return sha.hexdigest(), size
+
+
+# --- the export --------------------------------------------------------------------------------
+
+
+@dataclass
+class FileInfo:
+    name: str
+    sha256: str
+    bytes: int
+    rows: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "sha256": self.sha256, "bytes": self.bytes, "rows": self.rows}
+
+
+@dataclass
+class ExportResult:
+    files: list[FileInfo] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+    rows_read: int = 0
+
+
+def format_rows(
+    pairs: Iterable[Pair], options: ExportOptions
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(split, row) for every pair that the format can express, deduplicated if asked."""
+    fmt = get_format(options.format)
+    seen: set[bytes] = set()
+    for pair in pairs:
+        if options.scrub_pii:
+            scrub_pair(pair)
+        if not fmt.ties and pair.outcome in (OUTCOME_TIE, OUTCOME_BOTH_BAD):
+            continue
+        prompt = pair.prompts[0]
+        if options.dedup_prompts:
+            key = prompt_key(prompt)[:12]
+            if key in seen:
+                continue
+            seen.add(key)
+        yield split_of(prompt, options.test_fraction), fmt.row(pair, options.margin)
+
+
+def rankings_rows(
+    rankings: Iterable[Ranking], options: ExportOptions
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(split, row) for the raw rankings format, fed ranking by ranking."""
+    fmt = get_format(options.format)
+    seen: set[bytes] = set()
+    for ranking in rankings:
+        if options.scrub_pii:
+            ranking = Ranking(
+                **{
+                    **ranking.__dict__,
+                    "prompts": [scrub(p) for p in ranking.prompts],
+                    "responses": [
+                        type(r)(scrub(r.text), r.model, r.labels) for r in ranking.responses
+                    ],
+                }
+            )
+        prompt = ranking.prompts[0]
+        if options.dedup_prompts:
+            key = prompt_key(prompt)[:12]
+            if key in seen:
+                continue
+            seen.add(key)
+        yield split_of(prompt, options.test_fraction), fmt.row(ranking, options.margin)
+
+
+def write_splits(
+    directory: Path,
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    options: ExportOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+    progress_every: int = 5000,
+) -> ExportResult:
+    """Stream ``rows`` into one file per split under ``directory``; returns names and hashes."""
+    fmt: Format = get_format(options.format)
+    directory.mkdir(parents=True, exist_ok=True)
+    schema = fmt.schema(options.margin)
+    writers: dict[str, JsonlWriter | ParquetWriter] = {}
+    for split in SPLITS:
+        path = directory / file_name(split, options.file_format)
+        if options.file_format == "parquet":
+            writers[split] = ParquetWriter(path, schema=schema)
+        else:
+            writers[split] = JsonlWriter(path, gz=options.file_format == "jsonl.gz")
+    result = ExportResult()
+    n = 0
+    try:
+        for split, row in rows:
+            writers[split].write(row)
+            n += 1
+            if progress is not None and n % progress_every == 0:
+                progress(n)
+    finally:
+        for split in SPLITS:
+            sha, size = writers[split].close()
+            result.files.append(
+                FileInfo(file_name(split, options.file_format), sha, size, rows=writers[split].rows)
+            )
+            result.row_counts[split] = writers[split].rows
+    result.rows_read = n
+    return result
+
+
+# --- dataset card and manifest --------------------------------------------------------------
+
+
+def size_category(n: int) -> str:
+    for limit, label in [
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+        (10_000_000, "1M<n<10M"),
+    ]:
+        if n < limit:
+            return label
+    return "10M<n<100M"
+
+
+def dataset_card(
+    *,
+    name: str,
+    version: str,
+    options: ExportOptions,
+    filters: dict[str, Any],
+    snapshot: dict[str, int],
+    result: ExportResult,
+    created: str,
+) -> str:
+    """README.md with the Hugging Face YAML header (configs, splits, features, license)."""
+    fmt = get_format(options.format)
+    schema = fmt.schema(options.margin)
+    data_files = {f.name: f for f in result.files}
+    header: dict[str, Any] = {
+        "license": options.license,
+        "pretty_name": f"{name} {version}",
+        "tags": ["preference", "rlhf", *fmt.tags],
+        "task_categories": ["text-classification", "text-generation"],
+        "size_categories": [size_category(sum(result.row_counts.values()))],
+        "configs": [
+            {
+                "config_name": "default",
+                "data_files": [
+                    {"split": s, "path": file_name(s, options.file_format)} for s in SPLITS
+                ],
+            }
+        ],
+        "dataset_info": {
+            "features": hf_features(schema),
+            "splits": [
+                {
+                    "name": s,
+                    "num_bytes": data_files[file_name(s, options.file_format)].bytes,
+                    "num_examples": result.row_counts[s],
+                }
+                for s in SPLITS
+            ],
+            "download_size": sum(f.bytes for f in result.files),
+        },
+    }
+    front = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=1000)
+    lines = [
+        "---",
+        front.rstrip(),
+        "---",
+        "",
+        f"# {name} {version}",
+        "",
+        f"Human preference data exported by Preference Arena in the **{fmt.title}** format "
+        f"(`{options.format}`), as `{options.file_format}`.",
+        "",
+        "## Provenance",
+        "",
+        f"- Cut from snapshot: highest vote id {snapshot['max_vote_id']}, highest annotation "
+        f"ranking id {snapshot['max_annotation_id']}; created {created}.",
+        f"- Filters: `{json.dumps(filters, sort_keys=True)}`",
+        f"- Options: `{json.dumps(options.to_json(), sort_keys=True)}`",
+        "- Judges are pseudonymous hashes, never names or IP addresses."
+        + (
+            " Emails and phone numbers in text are replaced by [EMAIL] / [PHONE]."
+            if options.scrub_pii
+            else ""
+        ),
+        "- Split: by sha256 of the first user turn, so one prompt never appears in both splits.",
+        "",
+        "## Files",
+        "",
+        "| file | rows | bytes | sha256 |",
+        "|---|---|---|---|",
+        *[f"| {f.name} | {f.rows} | {f.bytes} | `{f.sha256}` |" for f in result.files],
+        "",
+        "## Load",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        'ds = load_dataset("json" if "jsonl" in FORMAT else "parquet", data_files={"train": TRAIN_URL, "test": TEST_URL})',
+        "```",
+        "",
+        "Prompts are licensed as stated above; model outputs remain under each provider's terms.",
+        "",
+    ]
+    return "\n".join(lines).replace("FORMAT", repr(options.file_format))
+
+
+def write_card_and_manifest(directory: Path, card: str, result: ExportResult) -> None:
+    """Add README.md and SHA256SUMS (``sha256sum -c`` format) to ``result.files``."""
+    data = card.encode()
+    (directory / CARD_NAME).write_bytes(data)
+    result.files.append(FileInfo(CARD_NAME, hashlib.sha256(data).hexdigest(), len(data)))
+    manifest = "".join(f"{f.sha256}  {f.name}\n" for f in result.files).encode()
+    (directory / MANIFEST_NAME).write_bytes(manifest)
+    result.files.append(
+        FileInfo(MANIFEST_NAME, hashlib.sha256(manifest).hexdigest(), len(manifest))
+    )
