@@ -5,7 +5,9 @@ On the embedded default this process also runs the background thread pool and sc
 
 from __future__ import annotations
 
+import asyncio
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -19,7 +21,7 @@ from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
@@ -27,6 +29,26 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+async def application(scope: dict, receive: Any, send: Any) -> None:
+    """The router, plus ASGI lifespan: on the embedded default, stream producers run on this
+    server's event loop so the in-memory channel layer and the consumers share one loop."""
+    if scope["type"] != "lifespan":
+        await router(scope, receive, send)
+        return
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            if settings.BACKGROUND_MODE == "embedded":
+                from arena.streaming import use_loop
+
+                use_loop(asyncio.get_running_loop())
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
 
 if (
     settings.BACKGROUND_MODE == "embedded"

@@ -160,7 +160,7 @@ if BACKGROUND_MODE not in {"celery", "embedded"}:
     raise ImproperlyConfigured("BACKGROUND_MODE must be 'celery' or 'embedded'")
 if BACKGROUND_MODE == "celery" and not REDIS_URL:
     raise ImproperlyConfigured("BACKGROUND_MODE=celery needs REDIS_URL")
-EMBEDDED_WORKERS = env_int("EMBEDDED_WORKERS", 16, min_value=1)
+EMBEDDED_WORKERS = env_int("EMBEDDED_WORKERS", 64, min_value=1)
 HEARTBEAT_SECONDS = env_float("HEARTBEAT_SECONDS", 15.0, min_value=0.2)
 
 CELERY_BROKER_URL = REDIS_URL or "memory://"
@@ -302,3 +302,44 @@ LOGGING = {
 }
 
 PROMETHEUS_EXPORT_MIGRATIONS = False
+
+# --- Arena ------------------------------------------------------------------------------------
+ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 12_000, min_value=1)
+ARENA_MAX_TURNS = env_int("ARENA_MAX_TURNS", 10, min_value=1)
+ARENA_BATTLES_PER_MINUTE = env_int("ARENA_BATTLES_PER_MINUTE", 20, min_value=0)
+ARENA_BATTLES_PER_MINUTE_PER_IP = env_int("ARENA_BATTLES_PER_MINUTE_PER_IP", 60, min_value=0)
+ARENA_VOTES_PER_MINUTE = env_int("ARENA_VOTES_PER_MINUTE", 30, min_value=0)
+ARENA_VOTES_PER_MINUTE_PER_IP = env_int("ARENA_VOTES_PER_MINUTE_PER_IP", 120, min_value=0)
+ARENA_BLOCKLIST = env_list("ARENA_BLOCKLIST")
+ARENA_MODERATION_URL = env_url("ARENA_MODERATION_URL", schemes=("http", "https"))
+ARENA_MODERATION_KEY_ENV = env_str("ARENA_MODERATION_KEY_ENV", "OPENAI_API_KEY")
+# Words that reveal a model's maker; a response naming one flags the vote (kept, not counted).
+ARENA_LEAK_WORDS = env_list(
+    "ARENA_LEAK_WORDS",
+    [
+        "openai",
+        "chatgpt",
+        "gpt-4",
+        "gpt-4o",
+        "gpt-3.5",
+        "anthropic",
+        "claude",
+        "gemini",
+        "bard",
+        "google deepmind",
+        "llama",
+        "meta ai",
+        "mistral",
+        "mixtral",
+        "qwen",
+        "alibaba cloud",
+        "deepseek",
+        "grok",
+        "xai",
+        "cohere",
+        "command-r",
+        "phi-3",
+    ],
+)
+ARENA_ACTIVE_SAMPLING_MIX = env_float("ARENA_ACTIVE_SAMPLING_MIX", 1.0, min_value=0.0)
+ARENA_STREAM_FLUSH_SECONDS = env_float("ARENA_STREAM_FLUSH_SECONDS", 0.075, min_value=0.01)

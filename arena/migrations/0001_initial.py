@@ -9,212 +9,461 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='LLM',
+            name="LLM",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('display_name', models.CharField(max_length=200)),
-                ('organisation', models.CharField(blank=True, max_length=200)),
-                ('license', models.CharField(blank=True, max_length=100)),
-                ('knowledge_cutoff', models.CharField(blank=True, max_length=50)),
-                ('provider_model_id', models.CharField(max_length=200)),
-                ('temperature', models.FloatField(blank=True, null=True)),
-                ('top_p', models.FloatField(blank=True, null=True)),
-                ('max_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('system_prompt', models.TextField(blank=True)),
-                ('extra_body', models.JSONField(blank=True, default=dict)),
-                ('active', models.BooleanField(default=True)),
-                ('sampling_weight', models.FloatField(default=1.0, validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('use_in_arena', models.BooleanField(default=True)),
-                ('use_in_annotation', models.BooleanField(default=True)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("display_name", models.CharField(max_length=200)),
+                ("organisation", models.CharField(blank=True, max_length=200)),
+                ("license", models.CharField(blank=True, max_length=100)),
+                ("knowledge_cutoff", models.CharField(blank=True, max_length=50)),
+                ("provider_model_id", models.CharField(max_length=200)),
+                ("temperature", models.FloatField(blank=True, null=True)),
+                ("top_p", models.FloatField(blank=True, null=True)),
+                ("max_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("system_prompt", models.TextField(blank=True)),
+                ("extra_body", models.JSONField(blank=True, default=dict)),
+                ("active", models.BooleanField(default=True)),
+                (
+                    "sampling_weight",
+                    models.FloatField(
+                        default=1.0, validators=[django.core.validators.MinValueValidator(0.0)]
+                    ),
+                ),
+                ("use_in_arena", models.BooleanField(default=True)),
+                ("use_in_annotation", models.BooleanField(default=True)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'LLM',
-                'ordering': ['display_name'],
+                "verbose_name": "LLM",
+                "ordering": ["display_name"],
             },
         ),
         migrations.CreateModel(
-            name='Battle',
+            name="Battle",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('mode', models.CharField(choices=[('anonymous', 'Anonymous'), ('named', 'Named side-by-side')], default='anonymous', max_length=10)),
-                ('voter', models.CharField(db_index=True, help_text='Hash of the voter session.', max_length=64)),
-                ('ip_hash', models.CharField(blank=True, max_length=64)),
-                ('state', models.CharField(choices=[('active', 'Active'), ('voted', 'Voted')], default='active', max_length=8)),
-                ('categories', models.JSONField(default=list, help_text="Leaderboard categories this battle counts in (always 'all').")),
-                ('language', models.CharField(blank=True, max_length=16)),
-                ('created', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(auto_now=True)),
-                ('model_a', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.llm')),
-                ('model_b', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='arena.llm')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("anonymous", "Anonymous"), ("named", "Named side-by-side")],
+                        default="anonymous",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "voter",
+                    models.CharField(
+                        db_index=True, help_text="Hash of the voter session.", max_length=64
+                    ),
+                ),
+                ("ip_hash", models.CharField(blank=True, max_length=64)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("active", "Active"), ("voted", "Voted")],
+                        default="active",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "categories",
+                    models.JSONField(
+                        default=list,
+                        help_text="Leaderboard categories this battle counts in (always 'all').",
+                    ),
+                ),
+                ("language", models.CharField(blank=True, max_length=16)),
+                ("created", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(auto_now=True)),
+                (
+                    "model_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="arena.llm",
+                    ),
+                ),
+                (
+                    "model_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="arena.llm",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='PairSamplingWeight',
+            name="PairSamplingWeight",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('weight', models.FloatField()),
-                ('updated', models.DateTimeField(default=django.utils.timezone.now)),
-                ('model_a', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='arena.llm')),
-                ('model_b', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='arena.llm')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("weight", models.FloatField()),
+                ("updated", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "model_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="arena.llm",
+                    ),
+                ),
+                (
+                    "model_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="arena.llm",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Provider',
+            name="Provider",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(max_length=64, unique=True)),
-                ('kind', models.CharField(choices=[('openai', 'OpenAI-compatible'), ('anthropic', 'Anthropic Messages API'), ('demo', 'Built-in demo (synthetic)')], max_length=16)),
-                ('base_url', models.URLField(blank=True, max_length=500)),
-                ('api_key_env', models.CharField(blank=True, help_text='Name of the environment variable holding the key (the key is never stored).', max_length=100, validators=[arena.models.validate_env_name], verbose_name='API key environment variable')),
-                ('connect_timeout', models.FloatField(default=5.0, validators=[django.core.validators.MinValueValidator(0.1)])),
-                ('first_token_timeout', models.FloatField(default=30.0, validators=[django.core.validators.MinValueValidator(0.1)])),
-                ('total_timeout', models.FloatField(default=180.0, validators=[django.core.validators.MinValueValidator(0.1)])),
-                ('max_concurrency', models.PositiveIntegerField(default=16)),
-                ('requests_per_minute', models.PositiveIntegerField(blank=True, null=True)),
-                ('max_retries', models.PositiveSmallIntegerField(default=2)),
-                ('extra_headers', models.JSONField(blank=True, default=dict)),
-                ('options', models.JSONField(blank=True, default=dict, help_text='Kind-specific settings (demo: tokens_per_s, ...).')),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(max_length=64, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("openai", "OpenAI-compatible"),
+                            ("anthropic", "Anthropic Messages API"),
+                            ("demo", "Built-in demo (synthetic)"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("base_url", models.URLField(blank=True, max_length=500)),
+                (
+                    "api_key_env",
+                    models.CharField(
+                        blank=True,
+                        help_text="Name of the environment variable holding the key (the key is never stored).",
+                        max_length=100,
+                        validators=[arena.models.validate_env_name],
+                        verbose_name="API key environment variable",
+                    ),
+                ),
+                (
+                    "connect_timeout",
+                    models.FloatField(
+                        default=5.0, validators=[django.core.validators.MinValueValidator(0.1)]
+                    ),
+                ),
+                (
+                    "first_token_timeout",
+                    models.FloatField(
+                        default=30.0, validators=[django.core.validators.MinValueValidator(0.1)]
+                    ),
+                ),
+                (
+                    "total_timeout",
+                    models.FloatField(
+                        default=180.0, validators=[django.core.validators.MinValueValidator(0.1)]
+                    ),
+                ),
+                ("max_concurrency", models.PositiveIntegerField(default=16)),
+                ("requests_per_minute", models.PositiveIntegerField(blank=True, null=True)),
+                ("max_retries", models.PositiveSmallIntegerField(default=2)),
+                ("extra_headers", models.JSONField(blank=True, default=dict)),
+                (
+                    "options",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text="Kind-specific settings (demo: tokens_per_s, ...).",
+                    ),
+                ),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['openai', 'anthropic', 'demo'])), name='provider_kind_valid')],
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["openai", "anthropic", "demo"])),
+                        name="provider_kind_valid",
+                    )
+                ],
             },
         ),
         migrations.AddField(
-            model_name='llm',
-            name='provider',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='models', to='arena.provider'),
+            model_name="llm",
+            name="provider",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="models",
+                to="arena.provider",
+            ),
         ),
         migrations.CreateModel(
-            name='Turn',
+            name="Turn",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveSmallIntegerField()),
-                ('prompt', models.TextField()),
-                ('language', models.CharField(blank=True, max_length=16)),
-                ('has_code', models.BooleanField(default=False)),
-                ('prompt_chars', models.PositiveIntegerField(default=0)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('battle', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='turns', to='arena.battle')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveSmallIntegerField()),
+                ("prompt", models.TextField()),
+                ("language", models.CharField(blank=True, max_length=16)),
+                ("has_code", models.BooleanField(default=False)),
+                ("prompt_chars", models.PositiveIntegerField(default=0)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "battle",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="turns",
+                        to="arena.battle",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['battle', 'index'],
+                "ordering": ["battle", "index"],
             },
         ),
         migrations.CreateModel(
-            name='Response',
+            name="Response",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_id', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('side', models.CharField(choices=[('a', 'A'), ('b', 'B')], max_length=1)),
-                ('text', models.TextField(blank=True)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('streaming', 'Streaming'), ('done', 'Done'), ('failed', 'Failed'), ('stopped', 'Stopped')], default='pending', max_length=10)),
-                ('attempt', models.PositiveSmallIntegerField(default=1, help_text='Bumped by regenerate; frames of older attempts are ignored.')),
-                ('error_kind', models.CharField(blank=True, max_length=32)),
-                ('error_message', models.CharField(blank=True, max_length=500)),
-                ('prompt_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('completion_tokens', models.PositiveIntegerField(blank=True, null=True)),
-                ('latency_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('ttft_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('finish_reason', models.CharField(blank=True, max_length=32)),
-                ('provider_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('length', models.PositiveIntegerField(default=0)),
-                ('header_count', models.PositiveIntegerField(default=0)),
-                ('list_count', models.PositiveIntegerField(default=0)),
-                ('bold_count', models.PositiveIntegerField(default=0)),
-                ('leaks_identity', models.BooleanField(default=False)),
-                ('created', models.DateTimeField(default=django.utils.timezone.now)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('turn', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='responses', to='arena.turn')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_id", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("side", models.CharField(choices=[("a", "A"), ("b", "B")], max_length=1)),
+                ("text", models.TextField(blank=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("streaming", "Streaming"),
+                            ("done", "Done"),
+                            ("failed", "Failed"),
+                            ("stopped", "Stopped"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "attempt",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        help_text="Bumped by regenerate; frames of older attempts are ignored.",
+                    ),
+                ),
+                ("error_kind", models.CharField(blank=True, max_length=32)),
+                ("error_message", models.CharField(blank=True, max_length=500)),
+                ("prompt_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("completion_tokens", models.PositiveIntegerField(blank=True, null=True)),
+                ("latency_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("ttft_ms", models.PositiveIntegerField(blank=True, null=True)),
+                ("finish_reason", models.CharField(blank=True, max_length=32)),
+                ("provider_attempts", models.PositiveSmallIntegerField(default=0)),
+                ("length", models.PositiveIntegerField(default=0)),
+                ("header_count", models.PositiveIntegerField(default=0)),
+                ("list_count", models.PositiveIntegerField(default=0)),
+                ("bold_count", models.PositiveIntegerField(default=0)),
+                ("leaks_identity", models.BooleanField(default=False)),
+                ("created", models.DateTimeField(default=django.utils.timezone.now)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "turn",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="responses",
+                        to="arena.turn",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['turn', 'side'],
+                "ordering": ["turn", "side"],
             },
         ),
         migrations.CreateModel(
-            name='Vote',
+            name="Vote",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('winner', models.CharField(choices=[('a', 'A is better'), ('b', 'B is better'), ('tie', 'Tie'), ('both_bad', 'Both are bad')], max_length=8)),
-                ('voter', models.CharField(db_index=True, max_length=64)),
-                ('turns', models.PositiveSmallIntegerField()),
-                ('flags', models.JSONField(blank=True, default=list)),
-                ('created', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('battle', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='vote', to='arena.battle')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "winner",
+                    models.CharField(
+                        choices=[
+                            ("a", "A is better"),
+                            ("b", "B is better"),
+                            ("tie", "Tie"),
+                            ("both_bad", "Both are bad"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("voter", models.CharField(db_index=True, max_length=64)),
+                ("turns", models.PositiveSmallIntegerField()),
+                ("flags", models.JSONField(blank=True, default=list)),
+                ("created", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "battle",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="vote",
+                        to="arena.battle",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='VoteCount',
+            name="VoteCount",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('category', models.CharField(max_length=32)),
-                ('outcome', models.CharField(choices=[('a', 'A is better'), ('b', 'B is better'), ('tie', 'Tie'), ('both_bad', 'Both are bad')], max_length=8)),
-                ('count', models.PositiveIntegerField(default=0)),
-                ('model_a', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='arena.llm')),
-                ('model_b', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='arena.llm')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("category", models.CharField(max_length=32)),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[
+                            ("a", "A is better"),
+                            ("b", "B is better"),
+                            ("tie", "Tie"),
+                            ("both_bad", "Both are bad"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                ("count", models.PositiveIntegerField(default=0)),
+                (
+                    "model_a",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="arena.llm",
+                    ),
+                ),
+                (
+                    "model_b",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="arena.llm",
+                    ),
+                ),
             ],
         ),
         migrations.AddConstraint(
-            model_name='battle',
-            constraint=models.CheckConstraint(condition=models.Q(('model_a', models.F('model_b')), _negated=True), name='battle_two_models'),
+            model_name="battle",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("model_a", models.F("model_b")), _negated=True),
+                name="battle_two_models",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='battle',
-            constraint=models.CheckConstraint(condition=models.Q(('mode__in', ['anonymous', 'named'])), name='battle_mode_valid'),
+            model_name="battle",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("mode__in", ["anonymous", "named"])), name="battle_mode_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='battle',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['active', 'voted'])), name='battle_state_valid'),
+            model_name="battle",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("state__in", ["active", "voted"])), name="battle_state_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='pairsamplingweight',
-            constraint=models.UniqueConstraint(fields=('model_a', 'model_b'), name='pairweight_unique'),
+            model_name="pairsamplingweight",
+            constraint=models.UniqueConstraint(
+                fields=("model_a", "model_b"), name="pairweight_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='llm',
-            constraint=models.CheckConstraint(condition=models.Q(('sampling_weight__gte', 0)), name='llm_weight_nonneg'),
+            model_name="llm",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("sampling_weight__gte", 0)), name="llm_weight_nonneg"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='turn',
-            constraint=models.UniqueConstraint(fields=('battle', 'index'), name='turn_unique_index'),
+            model_name="turn",
+            constraint=models.UniqueConstraint(
+                fields=("battle", "index"), name="turn_unique_index"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='response',
-            constraint=models.UniqueConstraint(fields=('turn', 'side'), name='response_one_per_side'),
+            model_name="response",
+            constraint=models.UniqueConstraint(
+                fields=("turn", "side"), name="response_one_per_side"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='response',
-            constraint=models.CheckConstraint(condition=models.Q(('side__in', ['a', 'b'])), name='response_side_valid'),
+            model_name="response",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("side__in", ["a", "b"])), name="response_side_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='response',
-            constraint=models.CheckConstraint(condition=models.Q(('state__in', ['pending', 'streaming', 'done', 'failed', 'stopped'])), name='response_state_valid'),
+            model_name="response",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("state__in", ["pending", "streaming", "done", "failed", "stopped"])
+                ),
+                name="response_state_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='vote',
-            constraint=models.CheckConstraint(condition=models.Q(('winner__in', ['a', 'b', 'tie', 'both_bad'])), name='vote_winner_valid'),
+            model_name="vote",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("winner__in", ["a", "b", "tie", "both_bad"])),
+                name="vote_winner_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='votecount',
-            constraint=models.UniqueConstraint(fields=('category', 'model_a', 'model_b', 'outcome'), name='votecount_unique'),
+            model_name="votecount",
+            constraint=models.UniqueConstraint(
+                fields=("category", "model_a", "model_b", "outcome"), name="votecount_unique"
+            ),
         ),
     ]

@@ -1,0 +1,77 @@
+"""Pair sampling for anonymous battles.
+
+A pair (i, j) is drawn with probability proportional to ``w_i * w_j * (1 + mix * n * a_ij)``,
+where ``w`` are the operators' sampling weights and ``a_ij`` the active-sampling weight the rating
+recompute writes into ``PairSamplingWeight`` (normalised to sum to 1 over pairs; ``n`` pairs, so
+a uniform ``a`` leaves the operators' weights unchanged). Never a model against itself; inactive
+models and models whose provider's circuit breaker is open are excluded; sides are random.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.cache import cache
+
+from arena.models import LLM, PairSamplingWeight
+from arena.providers import is_open as circuit_open_here
+from config.errors import ApplicationError
+
+CIRCUIT_KEY = "arena:circuit-open:{}"
+
+
+def mark_circuit_open(provider_name: str, seconds: float) -> None:
+    """Tell every process that ``provider_name`` is failing fast (generation tasks call this)."""
+    cache.set(CIRCUIT_KEY.format(provider_name), 1, timeout=max(1, int(seconds)))
+
+
+def provider_available(name: str) -> bool:
+    return not (circuit_open_here(name) or cache.get(CIRCUIT_KEY.format(name)))
+
+
+class NoModelsAvailable(ApplicationError):
+    code = "no_models"
+    status = 503
+
+
+def eligible_models() -> list[LLM]:
+    models = list(LLM.objects.for_arena().select_related("provider"))
+    return [m for m in models if provider_available(m.provider.name)]
+
+
+def pick_pair(
+    models: list[LLM] | None = None,
+    *,
+    rng: random.Random | None = None,
+    pair_weights: dict[tuple[int, int], float] | None = None,
+    mix: float | None = None,
+    available: Callable[[str], bool] = provider_available,
+) -> tuple[LLM, LLM]:
+    """Two different models, sides shuffled. Raises NoModelsAvailable with fewer than two."""
+    rng = rng or random.SystemRandom()
+    if models is None:
+        models = list(LLM.objects.for_arena().select_related("provider"))
+    models = [m for m in models if m.sampling_weight > 0 and available(m.provider.name)]
+    if len(models) < 2:
+        raise NoModelsAvailable("Fewer than two models are available right now; try again soon.")
+    if pair_weights is None:
+        pair_weights = {
+            (min(a, b), max(a, b)): w
+            for a, b, w in PairSamplingWeight.objects.values_list(
+                "model_a_id", "model_b_id", "weight"
+            )
+        }
+    mix = settings.ARENA_ACTIVE_SAMPLING_MIX if mix is None else mix
+    n_pairs = len(models) * (len(models) - 1) // 2
+    total_active = sum(pair_weights.values()) or 1.0
+    pairs: list[tuple[LLM, LLM]] = []
+    weights: list[float] = []
+    for i, a in enumerate(models):
+        for b in models[i + 1 :]:
+            active = pair_weights.get((min(a.pk, b.pk), max(a.pk, b.pk)), 0.0) / total_active
+            pairs.append((a, b))
+            weights.append(a.sampling_weight * b.sampling_weight * (1 + mix * n_pairs * active))
+    a, b = rng.choices(pairs, weights=weights, k=1)[0]
+    return (a, b) if rng.random() < 0.5 else (b, a)

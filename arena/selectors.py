@@ -1,0 +1,57 @@
+"""Reads the arena pages and the consumer share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.cache import cache
+
+from arena.models import Battle, Response, Turn
+from arena.rendering import render_markdown
+
+
+def rendered(response: Response) -> str:
+    """Markdown of a finished response rendered once and cached per attempt."""
+    key = f"arena:md:{response.public_id}:{response.attempt}:{response.state}"
+    html = cache.get(key)
+    if html is None:
+        html = render_markdown(response.text)
+        cache.set(key, html, timeout=24 * 3600)
+    return html
+
+
+@dataclass
+class BattleView:
+    battle: Battle
+    turns: list[Turn]
+    last: Turn
+    votable: bool
+    voted: bool
+    can_continue: bool
+    any_running: bool
+
+
+def battle_view(battle: Battle) -> BattleView:
+    """The whole conversation with its responses, in two queries."""
+    turns = list(battle.turns.order_by("index"))
+    responses = list(Response.objects.filter(turn__battle=battle).order_by("side"))
+    by_turn: dict[int, list[Response]] = {}
+    for response in responses:
+        if response.is_finished and response.state != Response.State.FAILED:
+            response.html = rendered(response)  # type: ignore[attr-defined]
+        by_turn.setdefault(response.turn_id, []).append(response)
+    for turn in turns:
+        turn.pair = by_turn.get(turn.pk, [])  # type: ignore[attr-defined]
+    last = turns[-1]
+    last_states = {r.state for r in last.pair}  # type: ignore[attr-defined]
+    voted = battle.state == Battle.State.VOTED
+    votable = not voted and last_states <= {Response.State.DONE, Response.State.STOPPED}
+    return BattleView(
+        battle=battle,
+        turns=turns,
+        last=last,
+        votable=votable,
+        voted=voted,
+        can_continue=not voted and last_states == {Response.State.DONE},
+        any_running=bool(last_states & {Response.State.PENDING, Response.State.STREAMING}),
+    )

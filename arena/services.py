@@ -1,0 +1,280 @@
+"""Arena write operations: start a battle, add a turn, regenerate or stop a response, vote.
+
+Every function owns its transaction; generation is enqueued after commit; moderation (a network
+call) runs before any transaction opens. Errors are ``ApplicationError`` subclasses with a
+stable ``code`` that HTML views, the API and consumers map to responses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from arena import limits, moderation, sampling, streaming
+from arena.counts import counts_add_vote
+from arena.metrics import BATTLES_STARTED, VOTES_CAST
+from arena.models import LLM, Battle, Response, Turn, Vote
+from arena.text import battle_categories, detect_language, looks_like_code
+from config.background import enqueue
+from config.errors import ApplicationError, Conflict, NotFound
+
+
+def _digest(kind: str, value: str) -> str:
+    return hmac.new(
+        settings.SECRET_KEY.encode(), f"{kind}:{value}".encode(), hashlib.sha256
+    ).hexdigest()[:40]
+
+
+def voter_key(session_key: str) -> str:
+    """Pseudonymous voter id derived from the session: never the session key itself."""
+    return _digest("voter", session_key)
+
+
+def ip_key(ip: str) -> str:
+    return _digest("ip", ip) if ip else ""
+
+
+class InvalidPrompt(ApplicationError):
+    code = "invalid_prompt"
+
+
+def _clean_prompt(prompt: object) -> str:
+    if not isinstance(prompt, str):
+        raise InvalidPrompt("The prompt must be text.")
+    text = prompt.replace("\x00", "").strip()
+    if not text:
+        raise InvalidPrompt("Type a prompt first.")
+    if len(text) > settings.ARENA_MAX_PROMPT_CHARS:
+        raise InvalidPrompt(
+            f"The prompt is {len(text):,} characters long; the limit is "
+            f"{settings.ARENA_MAX_PROMPT_CHARS:,}."
+        )
+    return text
+
+
+def _new_turn(battle: Battle, index: int, prompt: str) -> Turn:
+    turn = Turn.objects.create(
+        battle=battle,
+        index=index,
+        prompt=prompt,
+        language=detect_language(prompt),
+        has_code=looks_like_code(prompt),
+        prompt_chars=len(prompt),
+    )
+    responses = Response.objects.bulk_create(
+        [Response(turn=turn, side="a"), Response(turn=turn, side="b")]
+    )
+    for response in responses:
+        enqueue("arena.generate_response", response.pk, response.attempt)
+    return turn
+
+
+def _retag(battle: Battle) -> None:
+    turns = list(battle.turns.order_by("index").values_list("prompt", "language", "has_code"))
+    battle.language = turns[0][1] if turns else ""
+    battle.categories = battle_categories(
+        prompts=[t[0] for t in turns],
+        language=battle.language,
+        has_code=any(t[2] for t in turns),
+        turns=len(turns),
+    )
+    battle.save(update_fields=["language", "categories", "updated"])
+
+
+def battle_start(
+    *,
+    voter: str,
+    ip: str = "",
+    prompt: object,
+    mode: str = Battle.Mode.ANONYMOUS,
+    model_a: str | None = None,
+    model_b: str | None = None,
+) -> Battle:
+    """Start a battle with its first turn; the two generations start after commit."""
+    text = _clean_prompt(prompt)
+    limits.hit("battle", voter, limit=settings.ARENA_BATTLES_PER_MINUTE, window=60)
+    limits.hit("battle-ip", ip_key(ip), limit=settings.ARENA_BATTLES_PER_MINUTE_PER_IP, window=60)
+    moderation.moderate(text)
+    if mode == Battle.Mode.NAMED:
+        if not model_a or not model_b or model_a == model_b:
+            raise ApplicationError("Pick two different models.", code="invalid_models")
+        found = {m.slug: m for m in LLM.objects.for_arena().filter(slug__in=[model_a, model_b])}
+        if len(found) != 2:
+            raise ApplicationError("One of those models is not available.", code="invalid_models")
+        a, b = found[model_a], found[model_b]
+    elif mode == Battle.Mode.ANONYMOUS:
+        a, b = sampling.pick_pair()
+    else:
+        raise ApplicationError("Unknown mode.", code="invalid_mode")
+    with transaction.atomic():
+        battle = Battle.objects.create(
+            mode=mode, model_a=a, model_b=b, voter=voter, ip_hash=ip_key(ip), categories=["all"]
+        )
+        _new_turn(battle, 0, text)
+        _retag(battle)
+    BATTLES_STARTED.labels(mode=mode).inc()
+    return battle
+
+
+def battle_for_voter(*, public_id: object, voter: str, lock: bool = False) -> Battle:
+    """The battle if ``voter`` owns it. Outsiders get NotFound, never a hint that it exists."""
+    qs = Battle.objects.select_related("model_a", "model_b")
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    battle = qs.filter(public_id=_uuid(public_id, "battle")).first()
+    if battle is None or not hmac.compare_digest(battle.voter, voter):
+        raise NotFound("No such battle.")
+    return battle
+
+
+def _uuid(value: object, what: str) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"No such {what}.") from None
+
+
+def _last_turn(battle: Battle) -> Turn:
+    return battle.turns.order_by("-index").first()  # type: ignore[return-value]
+
+
+def turn_add(*, battle_id: object, voter: str, prompt: object) -> Turn:
+    """Continue the conversation with both models."""
+    text = _clean_prompt(prompt)
+    limits.hit("battle", voter, limit=settings.ARENA_BATTLES_PER_MINUTE, window=60)
+    moderation.moderate(text)
+    with transaction.atomic():
+        battle = battle_for_voter(public_id=battle_id, voter=voter, lock=True)
+        if battle.state == Battle.State.VOTED:
+            raise Conflict("This round is over; start a new round.", code="battle_closed")
+        last = _last_turn(battle)
+        if last.index + 1 >= settings.ARENA_MAX_TURNS:
+            raise Conflict(
+                f"A battle has at most {settings.ARENA_MAX_TURNS} turns; vote now or start a new round.",
+                code="too_many_turns",
+            )
+        if last.responses.exclude(state=Response.State.DONE).exists():
+            raise Conflict("Wait until both answers are complete.", code="responses_pending")
+        turn = _new_turn(battle, last.index + 1, text)
+        _retag(battle)
+    return turn
+
+
+def _response_for_voter(
+    *, battle_id: object, voter: str, response_id: object
+) -> tuple[Battle, Response]:
+    battle = battle_for_voter(public_id=battle_id, voter=voter, lock=True)
+    response = (
+        Response.objects.select_for_update()
+        .select_related("turn")
+        .filter(public_id=_uuid(response_id, "response"), turn__battle=battle)
+        .first()
+    )
+    if response is None:
+        raise NotFound("No such response.")
+    return battle, response
+
+
+def response_regenerate(*, battle_id: object, voter: str, response_id: object) -> Response:
+    """Redo a failed or stopped answer of the last turn with the same model (a new attempt)."""
+    with transaction.atomic():
+        battle, response = _response_for_voter(
+            battle_id=battle_id, voter=voter, response_id=response_id
+        )
+        if battle.state == Battle.State.VOTED:
+            raise Conflict("This round is over.", code="battle_closed")
+        if response.turn_id != _last_turn(battle).pk:
+            raise Conflict("Only the latest answers can be regenerated.", code="not_last_turn")
+        if response.state not in (Response.State.FAILED, Response.State.STOPPED):
+            raise Conflict("Only a failed or stopped answer can be regenerated.", code="not_failed")
+        response.attempt += 1
+        response.state = Response.State.PENDING
+        response.text = ""
+        response.error_kind = response.error_message = response.finish_reason = ""
+        response.completed_at = None
+        response.save(
+            update_fields=[
+                "attempt",
+                "state",
+                "text",
+                "error_kind",
+                "error_message",
+                "finish_reason",
+                "completed_at",
+            ]
+        )
+        enqueue("arena.generate_response", response.pk, response.attempt)
+    return response
+
+
+def response_stop(*, battle_id: object, voter: str, response_id: object) -> Response:
+    """Ask a running generation to stop; it keeps the text so far and ends as "stopped"."""
+    with transaction.atomic():
+        battle, response = _response_for_voter(
+            battle_id=battle_id, voter=voter, response_id=response_id
+        )
+        if response.is_finished:
+            return response
+        streaming.request_stop(str(response.public_id), response.attempt)
+        if response.state == Response.State.PENDING:
+            # Not started yet: stop it here; the task will find it finished and do nothing.
+            Response.objects.filter(
+                pk=response.pk, attempt=response.attempt, state=Response.State.PENDING
+            ).update(
+                state=Response.State.STOPPED, completed_at=timezone.now(), finish_reason="stopped"
+            )
+            response.refresh_from_db()
+    return response
+
+
+VOTABLE = (Response.State.DONE, Response.State.STOPPED)
+
+
+def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") -> tuple[Vote, bool]:
+    """Record the one vote of a battle; returns (vote, created).
+
+    A replayed or concurrent second vote gets the recorded vote back (created=False), never a
+    second row: the battle row is locked, and the one-to-one constraint is the last line.
+    """
+    if winner not in Vote.Winner.values:
+        raise ApplicationError("Vote A, B, tie or both bad.", code="invalid_winner")
+    existing = Vote.objects.filter(
+        battle__public_id=_uuid(battle_id, "battle"), battle__voter=voter
+    ).first()
+    if existing is not None:
+        return existing, False
+    limits.hit("vote", voter, limit=settings.ARENA_VOTES_PER_MINUTE, window=60)
+    limits.hit("vote-ip", ip_key(ip), limit=settings.ARENA_VOTES_PER_MINUTE_PER_IP, window=60)
+    try:
+        with transaction.atomic():
+            battle = battle_for_voter(public_id=battle_id, voter=voter, lock=True)
+            existing = Vote.objects.filter(battle=battle).first()
+            if existing is not None:
+                return existing, False
+            responses = list(Response.objects.filter(turn__battle=battle).select_related("turn"))
+            last_index = max(r.turn.index for r in responses)
+            last = [r for r in responses if r.turn.index == last_index]
+            if any(r.state not in VOTABLE for r in last):
+                raise Conflict("Vote when both answers are complete.", code="responses_pending")
+            flags: list[str] = []
+            if any(r.leaks_identity for r in responses):
+                flags.append(Vote.Flag.IDENTITY_LEAK)
+            if any(r.attempt > 1 or r.state == Response.State.FAILED for r in responses):
+                flags.append(Vote.Flag.ERRORED_ROUND)
+            vote = Vote.objects.create(
+                battle=battle, winner=winner, voter=voter, turns=last_index + 1, flags=flags
+            )
+            Battle.objects.filter(pk=battle.pk).update(
+                state=Battle.State.VOTED, updated=timezone.now()
+            )
+            counts_add_vote(vote)
+    except IntegrityError:
+        # Lost a race that the row lock did not cover (e.g. SQLite): the winner's vote stands.
+        return Vote.objects.get(battle__public_id=battle_id), False
+    VOTES_CAST.labels(winner=winner, flagged=str(bool(flags)).lower()).inc()
+    return vote, True

@@ -1,0 +1,245 @@
+"""Generation: one Celery task per response attempt.
+
+The task reads what it needs, closes its database connection, streams from the provider on the
+process's producer loop (no connection held, so 200 streams never need 200 connections), then
+saves the result in one short conditional UPDATE and pushes the rendered pane to the page.
+Idempotent: a redelivered task for an attempt that is already finished or superseded does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from arena import streaming
+from arena.metrics import GENERATIONS, TTFT
+from arena.models import Response, model_identity_words
+from arena.providers import (
+    Completion,
+    Endpoint,
+    GenerationParams,
+    ProviderError,
+    Restart,
+    TextDelta,
+    get_client,
+)
+from arena.providers import is_open as circuit_open
+from arena.sampling import mark_circuit_open
+from arena.text import find_identity_leak, style_features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    response_pk: int
+    public_id: str
+    battle_public_id: str
+    side: str
+    attempt: int
+    provider: str
+    endpoint: Endpoint
+    params: GenerationParams
+    messages: list[dict[str, str]]
+    leak_words: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    text: str = ""
+    completion: Completion | None = None
+    error: ProviderError | None = None
+    stopped: bool = False
+    restarts: int = 0
+
+
+def _load_job(response_pk: int, attempt: int) -> Job | None:
+    """Claim the attempt (pending -> streaming) and read everything the stream needs."""
+    with transaction.atomic():
+        claimed = Response.objects.filter(
+            pk=response_pk, attempt=attempt, state=Response.State.PENDING
+        ).update(state=Response.State.STREAMING)
+        if not claimed:
+            return None  # finished, stopped, superseded by a regenerate, or already running
+        response = Response.objects.select_related(
+            "turn__battle__model_a__provider", "turn__battle__model_b__provider"
+        ).get(pk=response_pk)
+    turn = response.turn
+    battle = turn.battle
+    llm = battle.model_for(response.side)
+    messages: list[dict[str, str]] = []
+    earlier = (
+        Response.objects.filter(turn__battle=battle, turn__index__lt=turn.index, side=response.side)
+        .select_related("turn")
+        .order_by("turn__index")
+    )
+    for previous in earlier:
+        messages.append({"role": "user", "content": previous.turn.prompt})
+        messages.append({"role": "assistant", "content": previous.text})
+    messages.append({"role": "user", "content": turn.prompt})
+    words = list(settings.ARENA_LEAK_WORDS)
+    for model in (battle.model_a, battle.model_b):
+        words += model_identity_words(model)
+    seed = int(response.public_id.int % 2**31)
+    return Job(
+        response_pk=response.pk,
+        public_id=str(response.public_id),
+        battle_public_id=str(battle.public_id),
+        side=response.side,
+        attempt=attempt,
+        provider=llm.provider.name,
+        endpoint=llm.provider.to_endpoint(),
+        params=llm.generation_params(seed=seed),
+        messages=messages,
+        leak_words=words,
+    )
+
+
+async def _stream(job: Job) -> Outcome:
+    out = Outcome()
+    flush_every = settings.ARENA_STREAM_FLUSH_SECONDS
+    pending = ""
+    text = ""
+    epoch = streaming.epoch_of(job.attempt)
+    base = {"r": job.public_id, "side": job.side}
+    await streaming.send_frame(job.battle_public_id, {"k": "reset", **base, "epoch": epoch})
+    await streaming.save_partial(job.public_id, epoch, "")
+    last_flush = time.monotonic()
+
+    async def flush() -> None:
+        nonlocal pending, text, last_flush
+        if pending:
+            offset = len(text)
+            text += pending
+            # Store first, then send: a page that reconnects gets a snapshot at least this fresh.
+            await streaming.save_partial(job.public_id, epoch, text)
+            await streaming.send_frame(
+                job.battle_public_id,
+                {"k": "delta", **base, "epoch": epoch, "offset": offset, "text": pending},
+            )
+            pending = ""
+        last_flush = time.monotonic()
+
+    try:
+        async with get_client(job.endpoint) as client:
+            async for event in client.stream(job.messages, job.params):
+                if isinstance(event, TextDelta):
+                    pending += event.text
+                    if time.monotonic() - last_flush >= flush_every:
+                        await flush()
+                        if await streaming.stop_requested(job.public_id, job.attempt):
+                            out.stopped = True
+                            break
+                elif isinstance(event, Restart):
+                    # The provider retried after tokens had streamed: discard, never duplicate.
+                    out.restarts += 1
+                    pending, text = "", ""
+                    epoch = streaming.epoch_of(job.attempt, out.restarts)
+                    await streaming.save_partial(job.public_id, epoch, "")
+                    await streaming.send_frame(
+                        job.battle_public_id, {"k": "reset", **base, "epoch": epoch}
+                    )
+                elif isinstance(event, Completion):
+                    out.completion = event
+        await flush()
+    except ProviderError as exc:
+        out.error = exc
+    out.text = out.completion.text if out.completion is not None else text
+    return out
+
+
+def _save(job: Job, out: Outcome) -> bool:
+    now = timezone.now()
+    fields: dict[str, Any] = {"completed_at": now, "text": out.text}
+    if out.error is not None:
+        fields.update(
+            state=Response.State.FAILED,
+            error_kind=type(out.error).__name__,
+            error_message=out.error.user_message[:500],
+            provider_attempts=getattr(out.error, "attempts", 0) or 0,
+        )
+    else:
+        features = style_features(out.text)
+        fields.update(
+            state=Response.State.STOPPED if out.stopped else Response.State.DONE,
+            length=features.length,
+            header_count=features.header_count,
+            list_count=features.list_count,
+            bold_count=features.bold_count,
+            leaks_identity=find_identity_leak(out.text, job.leak_words) is not None,
+        )
+        if out.completion is not None:
+            c = out.completion
+            fields.update(
+                prompt_tokens=c.prompt_tokens,
+                completion_tokens=c.completion_tokens,
+                finish_reason=(c.finish_reason or "")[:32],
+                latency_ms=int(c.latency_s * 1000) if c.latency_s is not None else None,
+                ttft_ms=int(c.ttft_s * 1000) if c.ttft_s is not None else None,
+                provider_attempts=c.attempts,
+            )
+        else:
+            fields["finish_reason"] = "stopped"
+    # Conditional on the attempt: a regenerate that started meanwhile wins; this result is dropped.
+    return bool(
+        Response.objects.filter(
+            pk=job.response_pk, attempt=job.attempt, state=Response.State.STREAMING
+        ).update(**fields)
+    )
+
+
+def push_panes(battle_public_id: str, response_pks: list[int] | None = None) -> None:
+    """Render the finished panes and vote bar (same partials as the page) and push them."""
+    from arena.views import render_live_update
+
+    html = render_live_update(battle_public_id)
+    if html:
+        streaming.run(streaming.send_html(battle_public_id, html), timeout=30)
+
+
+@shared_task(
+    name="arena.generate_response",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=900,
+    time_limit=960,
+)
+def generate_response(response_pk: int, attempt: int) -> str:
+    job = _load_job(response_pk, attempt)
+    if job is None:
+        return "skipped"
+    connection.close()  # hold no database connection while streaming
+    started = time.monotonic()
+    try:
+        out = streaming.run(_stream(job), timeout=job.endpoint.timeouts.total_s + 60)
+    except Exception as exc:  # noqa: BLE001 - a broken stream must end in a failed response
+        log.exception("generation crashed", extra={"response": job.public_id})
+        from arena.providers import UpstreamError
+
+        out = Outcome(error=UpstreamError("The model could not answer; try regenerating."))
+        del exc
+    if out.error is not None and circuit_open(job.provider):
+        mark_circuit_open(job.provider, 30)
+    saved = _save(job, out)
+    outcome = "failed" if out.error else ("stopped" if out.stopped else "done")
+    GENERATIONS.labels(provider=job.provider, outcome=outcome).inc()
+    if out.completion is not None and out.completion.ttft_s is not None:
+        TTFT.labels(provider=job.provider).observe(out.completion.ttft_s)
+    if saved:
+        push_panes(job.battle_public_id)
+    log.info(
+        "generation finished",
+        extra={
+            "response": job.public_id,
+            "outcome": outcome,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return outcome
