@@ -39,6 +39,7 @@ def ci_plot(rows: list[dict[str, Any]], *, limit: int = 30) -> SafeString:
     height = top + row_h * len(rated) + 10
     parts = [
         f"<svg class='lb-plot' role='img' viewBox='0 0 {width} {height}' "
+        f"width='{width}' height='{height}' "
         f"xmlns='http://www.w3.org/2000/svg' aria-labelledby='ci-title'>"
         "<title id='ci-title'>Scores with 95% confidence intervals</title>"
     ]
@@ -115,12 +116,13 @@ def heatmap(
     labels = labels or {}
     names = [labels.get(m, m) for m in models[:n]]
     cell, left, top = 40, 150, 120
-    width, height = left + cell * n + 10, top + cell * n + 10
+    width, height = left + cell * n + 70, top + cell * n + 10
     values = [v for row in matrix[:n] for v in row[:n] if v is not None]
     vmax = max(values) if values else 1
     slug = escape(kind)
     parts = [
         f"<svg class='lb-plot lb-heatmap' role='img' viewBox='0 0 {width} {height}' "
+        f"width='{width}' height='{height}' "
         f"xmlns='http://www.w3.org/2000/svg' aria-labelledby='hm-{slug}'>"
         f"<title id='hm-{slug}'>{escape(title)}</title>"
     ]
