@@ -66,7 +66,7 @@ def _require(project: Project, user: Any, *, role: str) -> None:
 def invitation_accept(*, token: Any, user: Any) -> Project:
     with transaction.atomic():
         inv = (
-            Invitation.objects.select_for_update()
+            Invitation.objects.select_for_update(of=("self",))
             .select_related("project")
             .filter(token=token)
             .first()
@@ -553,7 +553,9 @@ def answer_clean(project: Project, item: Item, data: dict[str, Any], *, final: b
 
 def _own_assignment_for_update(assignment: Assignment, annotator: Any) -> Assignment:
     a = (
-        Assignment.objects.select_for_update()
+        # of=self: lock only the assignment row. Locking the joined item and project rows too
+        # deadlocks against claims, which hold the item row and key-share the project row.
+        Assignment.objects.select_for_update(of=("self",))
         .select_related("project", "item")
         .get(pk=assignment.pk)
     )
