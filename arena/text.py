@@ -79,9 +79,9 @@ _SCRIPTS = (
     ("el", "GREEK"),
 )
 # A few very frequent function words per Latin-script language; enough to tell them apart on a
-# sentence, which is all the category tabs need.
+# sentence, which", is all the category tabs need.
 _STOPWORDS = {
-    "en": "the and is are you what how to of in that it for with this can do",
+    "en": "the and is are you what how to of in that it for with this can do a an i me my write please your be on why which",
     "es": "el la los las que de y es en un una por para como qué cómo",
     "fr": "le la les des est et que une un pour dans qui pas vous comment",
     "de": "der die das und ist nicht ein eine ich sie mit wie was für zu",
