@@ -31,14 +31,13 @@ def demo_models(n: int = 3) -> list[LLM]:
     return [llm(provider, slug) for slug in slugs[:n]]
 
 
-def marked_models() -> list[LLM]:
-    """Two models whose every identifying field carries a unique marker string."""
+def marked_models(base_url: str) -> list[LLM]:
+    """Two models whose every identifying field carries a unique marker string, served by an
+    OpenAI-compatible server at ``base_url`` (the fake server in tests)."""
     models = []
     for i in (1, 2):
         provider = Provider.objects.create(
-            name=f"{MARKERS[3]}{i}",
-            kind="demo",
-            options={"tokens_per_s": 0, "first_token_delay_s": 0},
+            name=f"{MARKERS[3]}{i}", kind="openai", base_url=base_url
         )
         models.append(
             LLM.objects.create(
@@ -46,9 +45,7 @@ def marked_models() -> list[LLM]:
                 slug=f"{MARKERS[0]}{i}",
                 display_name=f"{MARKERS[1]}{i}",
                 organisation=f"{MARKERS[2]}{i}",
-                provider_model_id=f"demo-scholar-{MARKERS[4]}{i}"
-                if i == 1
-                else f"demo-terse-{MARKERS[4]}{i}",
+                provider_model_id=f"{MARKERS[4]}{i}",
             )
         )
     return models
