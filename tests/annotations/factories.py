@@ -49,7 +49,10 @@ def items(p: Project, n: int, *, gold: bool = False) -> list[Item]:
             gold_ranking=[[j] for j in range(p.k)] if gold else None,
         )
         ItemResponse.objects.bulk_create(
-            [ItemResponse(item=item, index=j, text=f"Answer {j} to {i}", source_model=f"m{j}") for j in range(p.k)]
+            [
+                ItemResponse(item=item, index=j, text=f"Answer {j} to {i}", source_model=f"m{j}")
+                for j in range(p.k)
+            ]
         )
         out.append(item)
     return out
@@ -62,4 +65,8 @@ def answer(item: Item, ranking: list[list[int]], *, p: Project | None = None) ->
     labels = {
         ids[i]: {s["name"]: (s.get("max", 1)) for s in project_.labels} for i in range(project_.k)
     }
-    return {"ranking": [[ids[i] for i in g] for g in ranking], "labels": labels, "time_spent_ms": 1234}
+    return {
+        "ranking": [[ids[i] for i in g] for g in ranking],
+        "labels": labels,
+        "time_spent_ms": 1234,
+    }

@@ -20,7 +20,9 @@ KRIPPENDORFF_2011 = [
 ]
 
 
-@pytest.mark.parametrize(("level", "expected"), [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)])
+@pytest.mark.parametrize(
+    ("level", "expected"), [("nominal", 0.743), ("ordinal", 0.815), ("interval", 0.849)]
+)
 def test_alpha_matches_krippendorff_published_example(level: str, expected: float) -> None:
     units = list(zip(*KRIPPENDORFF_2011, strict=True))
     assert quality.krippendorff_alpha(units, level) == pytest.approx(expected, abs=5e-4)

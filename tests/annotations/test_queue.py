@@ -34,7 +34,9 @@ def test_claim_prefers_items_closest_to_completion() -> None:
     p = f.project(annotators=[a, b], overlap=3)
     items = f.items(p, 3)
     first = services.assignment_claim(project=p, annotator=a)
-    services.annotation_submit(assignment=first, annotator=a, data=f.answer(first.item, [[0], [1], [2]]))
+    services.annotation_submit(
+        assignment=first, annotator=a, data=f.answer(first.item, [[0], [1], [2]])
+    )
     second = services.assignment_claim(project=p, annotator=b)
     assert second.item_id == first.item_id  # the item one step from completion goes first
     assert first.item_id == items[0].id
@@ -50,7 +52,9 @@ def test_claim_never_gives_an_item_done_or_held_and_respects_overlap() -> None:
         while (a := services.assignment_claim(project=p, annotator=u)) is not None:
             assert a.item_id not in got
             got.append(a.item_id)
-            services.annotation_submit(assignment=a, annotator=u, data=f.answer(a.item, [[0], [1, 2]]))
+            services.annotation_submit(
+                assignment=a, annotator=u, data=f.answer(a.item, [[0], [1, 2]])
+            )
         seen.update(got)
     assert all(n == 2 for n in seen.values()) and len(seen) == 4
     assert set(Item.objects.values_list("taken", flat=True)) == {2}
@@ -66,7 +70,9 @@ def test_gold_items_are_served_at_the_project_rate_and_never_twice() -> None:
     for _ in range(8):
         a = services.assignment_claim(project=p, annotator=ann)
         kinds.append(a.is_gold)
-        services.annotation_submit(assignment=a, annotator=ann, data=f.answer(a.item, [[0], [1], [2]]))
+        services.annotation_submit(
+            assignment=a, annotator=ann, data=f.answer(a.item, [[0], [1], [2]])
+        )
     assert kinds.count(True) == 2  # every 4th task
     assert kinds[3] and kinds[7]
     served_gold = set(Assignment.objects.filter(is_gold=True).values_list("item_id", flat=True))
@@ -100,7 +106,9 @@ def test_late_submit_is_accepted_while_the_item_has_room() -> None:
     held = services.assignment_claim(project=p, annotator=a)
     later = timezone.now() + timedelta(seconds=120)
     assert services.assignments_expire(now=later) == 1
-    services.annotation_submit(assignment=held, annotator=a, data=f.answer(item, [[0], [1], [2]]), now=later)
+    services.annotation_submit(
+        assignment=held, annotator=a, data=f.answer(item, [[0], [1], [2]]), now=later
+    )
     item.refresh_from_db()
     assert (item.taken, item.submitted) == (1, 1)
 
@@ -158,7 +166,9 @@ def test_twenty_concurrent_annotators_never_double_assign_on_postgresql() -> Non
         try:
             barrier.wait()
             while (a := services.assignment_claim(project=p, annotator=u)) is not None:
-                services.annotation_submit(assignment=a, annotator=u, data=f.answer(a.item, [[0], [1]]))
+                services.annotation_submit(
+                    assignment=a, annotator=u, data=f.answer(a.item, [[0], [1]])
+                )
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
         finally:

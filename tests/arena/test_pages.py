@@ -7,8 +7,8 @@ import pytest
 from arena import services
 from arena.models import Battle, Response, Vote
 from arena.tasks import generate_response
-from tests.fakes.fake_llm import FakeLLMServer
 from tests.arena.factories import MARKERS, battle_with_turn, demo_models, marked_models
+from tests.fakes.fake_llm import FakeLLMServer
 
 pytestmark = pytest.mark.django_db
 

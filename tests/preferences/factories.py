@@ -45,8 +45,10 @@ def voted_battle(
     language: str = "en",
     voter: str = "f00dfeedcafebabe0123456789abcdef",
     minutes: int | None = None,
+    key: int | None = None,
 ) -> Battle:
-    n = next(_seq)
+    """A battle with its turns, two done responses per turn, and a vote; ``key`` fixes its id."""
+    n = key if key is not None else 10_000 + next(_seq)
     prompts = prompts or [f"Question {n}?"]
     answers_a = answers_a or [f"Answer A to {p}" for p in prompts]
     answers_b = answers_b or [f"Answer B to {p}" for p in prompts]
