@@ -22,7 +22,7 @@ def bar_chart(
         h = (height - 30) * v / top
         bars.append(
             format_html(
-                '<rect x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" class="bar">'
+                '<rect x="{}" y="{}" width="{}" height="{}" class="bar">'
                 "<title>{}: {}</title></rect>",
                 i * bw + 2,
                 height - 20 - h,
@@ -60,8 +60,8 @@ def hbar_chart(
         parts.append(
             format_html(
                 '<text x="{}" y="{}" class="axis" text-anchor="end">{}</text>'
-                '<rect x="{}" y="{}" width="{:.1f}" height="{}" class="bar"></rect>'
-                '<text x="{:.1f}" y="{}" class="axis">{:.2f}</text>',
+                '<rect x="{}" y="{}" width="{}" height="{}" class="bar"></rect>'
+                '<text x="{}" y="{}" class="axis">{}</text>',
                 label_w - 6,
                 y + row * 0.65,
                 label[:20],
