@@ -286,6 +286,17 @@ class Vote(models.Model):
     voter = models.CharField(max_length=64, db_index=True)
     turns = models.PositiveSmallIntegerField()
     flags = models.JSONField(default=list, blank=True)
+    # Style features of the whole conversation per side (sums over turns), copied from the
+    # responses when the vote is cast, so style control reads one row per vote and never
+    # aggregates turns and responses at recompute time.
+    a_length = models.PositiveIntegerField(default=0)
+    a_header_count = models.PositiveIntegerField(default=0)
+    a_list_count = models.PositiveIntegerField(default=0)
+    a_bold_count = models.PositiveIntegerField(default=0)
+    b_length = models.PositiveIntegerField(default=0)
+    b_header_count = models.PositiveIntegerField(default=0)
+    b_list_count = models.PositiveIntegerField(default=0)
+    b_bold_count = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -302,6 +313,15 @@ class Vote(models.Model):
     @property
     def is_flagged(self) -> bool:
         return bool(self.flags)
+
+    STYLE_FIELDS = ("length", "header_count", "list_count", "bold_count")
+
+    def set_style_from(self, responses: list[Response]) -> None:
+        """Sum each side's style features over the conversation's responses."""
+        for name in self.STYLE_FIELDS:
+            for side in "ab":
+                total = sum(getattr(r, name) for r in responses if r.side == side)
+                setattr(self, f"{side}_{name}", total)
 
 
 class VoteCount(models.Model):

@@ -266,9 +266,11 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
                 flags.append(Vote.Flag.IDENTITY_LEAK)
             if any(r.attempt > 1 or r.state == Response.State.FAILED for r in responses):
                 flags.append(Vote.Flag.ERRORED_ROUND)
-            vote = Vote.objects.create(
+            vote = Vote(
                 battle=battle, winner=winner, voter=voter, turns=last_index + 1, flags=flags
             )
+            vote.set_style_from(responses)
+            vote.save(force_insert=True)
             Battle.objects.filter(pk=battle.pk).update(
                 state=Battle.State.VOTED, updated=timezone.now()
             )

@@ -231,3 +231,64 @@ def test_two_threads_voting_at_once_store_exactly_one_vote():
         pair = [vote for vote, _ in results if vote.battle_id == battle.pk]
         assert len({v.pk for v in pair}) == 1 and len({v.winner for v in pair}) == 1
     assert sum(VoteCount.objects.filter(category="all").values_list("count", flat=True)) == 10
+
+
+def test_unreachable_moderation_endpoint_fails_closed(settings):
+    from tests.harness import free_port
+
+    settings.ARENA_MODERATION_URL = f"http://127.0.0.1:{free_port()}/v1/moderations"
+    demo_models(2)
+    with pytest.raises(ApplicationError) as excinfo:
+        services.battle_start(voter=voter(), prompt="hello")
+    assert excinfo.value.code == "moderated"
+    assert not Battle.objects.exists()
+
+
+def test_moderation_endpoint_flag_refuses_the_prompt(settings):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Moderation(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            flagged = "bad" in body["input"]
+            payload = json.dumps({"results": [{"flagged": flagged}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Moderation)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings.ARENA_MODERATION_URL = f"http://127.0.0.1:{server.server_port}/v1/moderations"
+        demo_models(2)
+        with pytest.raises(ApplicationError):
+            services.battle_start(voter=voter(), prompt="something bad")
+        assert services.battle_start(voter=voter(), prompt="something fine").pk
+        assert Battle.objects.count() == 1
+    finally:
+        server.shutdown()
+
+
+def test_vote_keeps_the_conversation_style_features_per_side():
+    a, b = demo_models(2)
+    battle = battle_with_turn(a, b, voter="v1")
+    Response.objects.filter(turn__battle=battle, side="a").update(
+        length=120, header_count=2, list_count=5, bold_count=1
+    )
+    Response.objects.filter(turn__battle=battle, side="b").update(length=30)
+    vote, _ = services.vote_cast(battle_id=battle.public_id, voter="v1", winner="a")
+    vote.refresh_from_db()
+    assert (vote.a_length, vote.a_header_count, vote.a_list_count, vote.a_bold_count) == (
+        120,
+        2,
+        5,
+        1,
+    )
+    assert (vote.b_length, vote.b_header_count) == (30, 0)
