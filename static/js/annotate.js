@@ -118,7 +118,8 @@
     const data = new FormData(form);
     data.set("action", "draft");
     try {
-      const res = await fetch(form.action || window.location.href, {
+      // not form.action: the submit button named "action" shadows that property
+      const res = await fetch(form.getAttribute("action") || window.location.href, {
         method: "POST",
         body: data,
         headers: { "HX-Request": "true" },
