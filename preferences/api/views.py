@@ -38,7 +38,7 @@ from preferences.api.serializers import (
     TokenInput,
     TokenOutput,
 )
-from preferences.auth import TokenScope
+from preferences.auth import BearerTokenAuthentication, TokenScope
 from preferences.exports import ExportOptions
 from preferences.models import ApiToken, DatasetRelease
 from preferences.selectors import (
@@ -133,6 +133,8 @@ def _decode_position(cursor: str) -> StreamPosition:
 
 
 class ResearcherMixin:
+    # Bearer first: a missing or bad token answers 401 with ``WWW-Authenticate: Bearer``.
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, IsResearcher, TokenScope]
     throttle_classes = [TokenRateThrottle]
 
