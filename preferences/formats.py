@@ -167,6 +167,7 @@ def ranking_from_pair(pair: Pair) -> Ranking:
         language=pair.language,
         source=SOURCE_ARENA,
         flags=pair.flags,
+        public_id=pair.id,
     )
 
 
@@ -181,7 +182,7 @@ def _ranking_prompt(ranking: Ranking) -> list[dict[str, str]]:
 
 def rankings(ranking: Ranking, margin: bool) -> dict[str, Any]:
     return {
-        "id": f"{ranking.source}:{ranking.pk}",
+        "id": ranking.public_id or f"{ranking.source}:{ranking.pk}",
         "source": ranking.source,
         "prompt": _ranking_prompt(ranking),
         "responses": [

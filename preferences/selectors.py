@@ -172,6 +172,7 @@ class Ranking:
     source: str = SOURCE_ANNOTATION
     flags: list[str] = field(default_factory=list)
     shared_answers: list[str] = field(default_factory=list)  # earlier assistant turns
+    public_id: str = ""  # stable id for exports (an arena battle's UUID); default source:pk
 
     def answers(self, response: RankedResponse) -> list[str]:
         return [*self.shared_answers, response.text]

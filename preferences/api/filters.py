@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
@@ -21,11 +22,28 @@ class CsvFilter(django_filters.Filter):
     field_class = CsvField
 
 
+class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+    """ISO 8601, normalised to UTC (PostgreSQL refuses offsets beyond +-15:59)."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise forms.ValidationError("Date out of range.", code="invalid") from exc
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class PairFilterSet(django_filters.FilterSet):
     """Pairs are a stream, not a table: this set validates parameters into a PairFilters."""
 
-    date_from = django_filters.IsoDateTimeFilter(help_text="Judged at or after (ISO 8601).")
-    date_to = django_filters.IsoDateTimeFilter(help_text="Judged before (ISO 8601).")
+    date_from = UtcDateTimeFilter(help_text="Judged at or after (ISO 8601).")
+    date_to = UtcDateTimeFilter(help_text="Judged before (ISO 8601).")
     source = CsvFilter(help_text=f"Comma-separated sources: {', '.join(SOURCES)}.")
     model = CsvFilter(
         help_text="Comma-separated model slugs; a pair matches if either side is one."
@@ -73,8 +91,8 @@ class BattleFilterSet(django_filters.FilterSet):
     winner = django_filters.ChoiceFilter(
         field_name="vote__winner", choices=[(o, o) for o in OUTCOMES]
     )
-    created_after = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created", lookup_expr="lt")
 
     class Meta:
         model = Battle

@@ -12,7 +12,20 @@ pytestmark = pytest.mark.django_db
 OURS = ("/api/v1/pairs/", "/api/v1/battles/", "/api/v1/models/", "/api/v1/releases/")
 
 
-def test_schemathesis_finds_no_server_error(researcher, enqueued):
+@pytest.fixture
+def keep_test_connection():
+    """Like Django's test client: the raw WSGI app must not close the test's DB connection."""
+    from django.core import signals
+    from django.db import close_old_connections
+
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+def test_schemathesis_finds_no_server_error(researcher, enqueued, keep_test_connection):
     import schemathesis
     from hypothesis import HealthCheck, given
     from hypothesis import settings as hypothesis_settings
