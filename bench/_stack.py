@@ -211,11 +211,45 @@ def make_wsgi() -> Any:
 
 # --- instrumented fake provider ------------------------------------------------------------
 
-VOCAB = (
-    "the a model answer stream token river stone light paper window garden number signal "
-    "quiet rapid green orange seven eleven table chair music letter ocean forest cloud "
-    "bridge engine pixel socket kernel vector matrix tensor graph queue"
-).split()
+VOCAB = [
+    "the",
+    "a",
+    "model",
+    "answer",
+    "stream",
+    "token",
+    "river",
+    "stone",
+    "light",
+    "paper",
+    "window",
+    "garden",
+    "number",
+    "signal",
+    "quiet",
+    "rapid",
+    "green",
+    "orange",
+    "seven",
+    "eleven",
+    "table",
+    "chair",
+    "music",
+    "letter",
+    "ocean",
+    "forest",
+    "cloud",
+    "bridge",
+    "engine",
+    "pixel",
+    "socket",
+    "kernel",
+    "vector",
+    "matrix",
+    "tensor",
+    "graph",
+    "queue",
+]
 
 
 def stream_text(prompt: str, model: str, words: int) -> str:
