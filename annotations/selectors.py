@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -38,15 +38,38 @@ class Roles:
 
 
 def roles_for(project: Project, user: Any) -> Roles:
+    """The user's roles in ``project``: one query, remembered on the user object.
+
+    ``request.user`` is a new object on every request, so the memo lasts one request (or one
+    batch of claims by the same object); a role granted or revoked shows on the next request.
+    """
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return Roles()
+    memo = user.__dict__.setdefault("_annotation_roles", {})
+    if project.pk in memo:
+        return memo[project.pk]
     manager = bool(user.is_staff or project.owner_id == user.id)
-    annotator = (
-        project.annotators.filter(pk=user.pk).exists()
-        or project.annotator_groups.filter(user=user).exists()
-    )
-    reviewer = project.reviewers.filter(pk=user.pk).exists()
-    return Roles(annotator=annotator, reviewer=reviewer, manager=manager)
+    through_a = Project.annotators.through
+    through_r = Project.reviewers.through
+    through_g = Project.annotator_groups.through
+    flags = (
+        Project.objects.filter(pk=project.pk)
+        .annotate(
+            is_annotator=Exists(through_a.objects.filter(project_id=OuterRef("pk"), user=user))
+            | Exists(through_g.objects.filter(project_id=OuterRef("pk"), group__user=user)),
+            is_reviewer=Exists(through_r.objects.filter(project_id=OuterRef("pk"), user=user)),
+        )
+        .values_list("is_annotator", "is_reviewer")
+        .first()
+    ) or (False, False)
+    roles = Roles(annotator=bool(flags[0]), reviewer=bool(flags[1]), manager=manager)
+    memo[project.pk] = roles
+    return roles
+
+
+def forget_roles(user: Any) -> None:
+    """Drop the memo of :func:`roles_for` (after changing the user's roles in this request)."""
+    user.__dict__.pop("_annotation_roles", None)
 
 
 def projects_for(user: Any) -> QuerySet[Project]:

@@ -214,3 +214,43 @@ def test_concurrent_claims_without_submits_hold_distinct_places() -> None:
     held = [g for g in got if g is not None]
     assert len(held) == 10 and len(set(held)) == 10
     assert got.count(None) == 10
+
+
+def test_an_annotator_whose_lock_expired_gets_the_same_item_back() -> None:
+    a = f.user()
+    p = f.project(annotators=[a], overlap=2, lock_ttl_seconds=60)
+    (item,) = f.items(p, 1)
+    held = services.assignment_claim(project=p, annotator=a)
+    later = timezone.now() + timedelta(seconds=61)
+    again = services.assignment_claim(project=p, annotator=a, now=later)
+    assert again is not None and again.pk == held.pk and again.public_id == held.public_id
+    assert again.state == Assignment.State.ACTIVE and again.expires_at > later
+    assert again.display_order == held.display_order and isinstance(again.display_order, list)
+    item.refresh_from_db()
+    assert item.taken == 1 and Assignment.objects.count() == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_is_one_round_trip_on_postgresql(django_assert_num_queries) -> None:
+    from django.contrib.auth.models import Group
+
+    direct, via_group, outsider = f.user(), f.user(), f.user()
+    g = Group.objects.create(name="raters-sql")
+    via_group.groups.add(g)
+    p = f.project(annotators=[direct], overlap=2, gold_rate=0.5)
+    p.annotator_groups.add(g)
+    f.items(p, 3)
+    f.items(p, 1, gold=True)
+    for u in (direct, via_group):
+        with django_assert_num_queries(1):  # sweep + role check + claim, one simple query
+            first = services.assignment_claim(project=p, annotator=u)
+        with django_assert_num_queries(1):
+            again = services.assignment_claim(project=p, annotator=u)
+        assert first is not None and again.pk == first.pk and first.project is p
+        assert isinstance(first.display_order, list) and first.expires_at > timezone.now()
+    with pytest.raises(NotFound):
+        services.assignment_claim(project=p, annotator=outsider)
+    p.annotators.remove(direct)  # a revoked annotator is refused at the next claim
+    with pytest.raises(NotFound):
+        services.assignment_claim(project=p, annotator=direct)
