@@ -10,6 +10,7 @@ models and models whose provider's circuit breaker is open are excluded; sides a
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -41,6 +42,33 @@ def eligible_models() -> list[LLM]:
     return [m for m in models if provider_available(m.provider.name)]
 
 
+REGISTRY_TTL = 5.0
+_registry_cache: tuple[float, list[LLM], dict[tuple[int, int], float]] | None = None
+
+
+def _registry() -> tuple[list[LLM], dict[tuple[int, int], float]]:
+    """Arena models and active-sampling weights, re-read at most every few seconds per process
+    (every battle start needs them; they change only on an operator's edit or a recompute)."""
+    global _registry_cache
+    now = time.monotonic()
+    if _registry_cache is None or now - _registry_cache[0] > REGISTRY_TTL:
+        models = list(LLM.objects.for_arena().select_related("provider"))
+        weights = {
+            (min(a, b), max(a, b)): w
+            for a, b, w in PairSamplingWeight.objects.values_list(
+                "model_a_id", "model_b_id", "weight"
+            )
+        }
+        _registry_cache = (now, models, weights)
+    return _registry_cache[1], _registry_cache[2]
+
+
+def forget_registry() -> None:
+    """Drop the cached registry (tests, and after an operator's change in this process)."""
+    global _registry_cache
+    _registry_cache = None
+
+
 def pick_pair(
     models: list[LLM] | None = None,
     *,
@@ -51,18 +79,13 @@ def pick_pair(
 ) -> tuple[LLM, LLM]:
     """Two different models, sides shuffled. Raises NoModelsAvailable with fewer than two."""
     rng = rng or random.SystemRandom()
-    if models is None:
-        models = list(LLM.objects.for_arena().select_related("provider"))
+    if models is None or pair_weights is None:
+        cached_models, cached_weights = _registry()
+        models = cached_models if models is None else models
+        pair_weights = cached_weights if pair_weights is None else pair_weights
     models = [m for m in models if m.sampling_weight > 0 and available(m.provider.name)]
     if len(models) < 2:
         raise NoModelsAvailable("Fewer than two models are available right now; try again soon.")
-    if pair_weights is None:
-        pair_weights = {
-            (min(a, b), max(a, b)): w
-            for a, b, w in PairSamplingWeight.objects.values_list(
-                "model_a_id", "model_b_id", "weight"
-            )
-        }
     mix = settings.ARENA_ACTIVE_SAMPLING_MIX if mix is None else mix
     n_pairs = len(models) * (len(models) - 1) // 2
     total_active = sum(pair_weights.values()) or 1.0

@@ -57,12 +57,12 @@ def _clean_prompt(prompt: object) -> str:
     return text
 
 
-def _new_turn(battle: Battle, index: int, prompt: str) -> Turn:
+def _new_turn(battle: Battle, index: int, prompt: str, *, language: str | None = None) -> Turn:
     turn = Turn.objects.create(
         battle=battle,
         index=index,
         prompt=prompt,
-        language=detect_language(prompt),
+        language=detect_language(prompt) if language is None else language,
         has_code=looks_like_code(prompt),
         prompt_chars=len(prompt),
     )
@@ -111,12 +111,20 @@ def battle_start(
         a, b = sampling.pick_pair()
     else:
         raise ApplicationError("Unknown mode.", code="invalid_mode")
+    language = detect_language(text)
     with transaction.atomic():
         battle = Battle.objects.create(
-            mode=mode, model_a=a, model_b=b, voter=voter, ip_hash=ip_key(ip), categories=["all"]
+            mode=mode,
+            model_a=a,
+            model_b=b,
+            voter=voter,
+            ip_hash=ip_key(ip),
+            language=language,
+            categories=battle_categories(
+                prompts=[text], language=language, has_code=looks_like_code(text), turns=1
+            ),
         )
-        _new_turn(battle, 0, text)
-        _retag(battle)
+        _new_turn(battle, 0, text, language=language)
     BATTLES_STARTED.labels(mode=mode).inc()
     return battle
 
@@ -239,29 +247,42 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
     """Record the one vote of a battle; returns (vote, created).
 
     A replayed or concurrent second vote gets the recorded vote back (created=False), never a
-    second row: the battle row is locked, and the one-to-one constraint is the last line.
+    second row: the battle row is locked (with its vote, if any, read in the same query), and
+    the one-to-one constraint is the last line. Five statements on the hot path.
     """
     if winner not in Vote.Winner.values:
         raise ApplicationError("Vote A, B, tie or both bad.", code="invalid_winner")
-    existing = Vote.objects.filter(
-        battle__public_id=_uuid(battle_id, "battle"), battle__voter=voter
-    ).first()
-    if existing is not None:
-        return existing, False
-    limits.hit("vote", voter, limit=settings.ARENA_VOTES_PER_MINUTE, window=60)
-    limits.hit("vote-ip", ip_key(ip), limit=settings.ARENA_VOTES_PER_MINUTE_PER_IP, window=60)
+    public_id = _uuid(battle_id, "battle")
+    flags: list[str] = []
     try:
         with transaction.atomic():
-            battle = battle_for_voter(public_id=battle_id, voter=voter, lock=True)
-            existing = Vote.objects.filter(battle=battle).first()
+            # Lock the battle row: two concurrent votes on one battle serialise here, and the
+            # second one finds the first one's vote instead of inserting a row of its own.
+            battle = (
+                Battle.objects.select_for_update(of=("self",))
+                .select_related("vote")
+                .filter(public_id=public_id)
+                .first()
+            )
+            if battle is None or not hmac.compare_digest(battle.voter, voter):
+                raise NotFound("No such battle.")
+            existing = getattr(battle, "vote", None)
             if existing is not None:
                 return existing, False
-            responses = list(Response.objects.filter(turn__battle=battle).select_related("turn"))
+            limits.hit("vote", voter, limit=settings.ARENA_VOTES_PER_MINUTE, window=60)
+            limits.hit(
+                "vote-ip", ip_key(ip), limit=settings.ARENA_VOTES_PER_MINUTE_PER_IP, window=60
+            )
+            responses = list(
+                Response.objects.filter(turn__battle=battle).select_related("turn").only(
+                    "side", "state", "attempt", "leaks_identity", "turn__index",
+                    *Vote.STYLE_FIELDS,
+                )
+            )  # fmt: skip
             last_index = max(r.turn.index for r in responses)
             last = [r for r in responses if r.turn.index == last_index]
             if any(r.state not in VOTABLE for r in last):
                 raise Conflict("Vote when both answers are complete.", code="responses_pending")
-            flags: list[str] = []
             if any(r.leaks_identity for r in responses):
                 flags.append(Vote.Flag.IDENTITY_LEAK)
             if any(r.attempt > 1 or r.state == Response.State.FAILED for r in responses):
@@ -277,6 +298,6 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
             counts_add_vote(vote)
     except IntegrityError:
         # Lost a race that the row lock did not cover (e.g. SQLite): the winner's vote stands.
-        return Vote.objects.get(battle__public_id=battle_id), False
+        return Vote.objects.get(battle__public_id=public_id), False
     VOTES_CAST.labels(winner=winner, flagged=str(bool(flags)).lower()).inc()
     return vote, True

@@ -8,8 +8,10 @@ Idempotent: a redelivered task for an attempt that is already finished or supers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,7 @@ from arena.providers import (
     GenerationParams,
     ProviderError,
     Restart,
+    StreamingClient,
     TextDelta,
     get_client,
 )
@@ -35,6 +38,34 @@ from arena.sampling import mark_circuit_open
 from arena.text import find_identity_leak, style_features
 
 log = logging.getLogger(__name__)
+
+
+STOP_CHECK_SECONDS = 0.5
+_clients: dict[tuple[Any, ...], StreamingClient] = {}
+
+
+async def _client(endpoint: Endpoint) -> StreamingClient:
+    """One client (one HTTP connection pool) per provider settings per event loop, kept for
+    the life of the process: streams reuse keep-alive connections instead of a new client and
+    TCP connection each. The key changes when an operator edits the provider."""
+    key = (
+        id(asyncio.get_running_loop()),
+        endpoint.kind,
+        endpoint.name,
+        endpoint.base_url,
+        endpoint.api_key,
+        endpoint.timeouts,
+        endpoint.max_concurrency,
+        endpoint.rpm,
+        endpoint.max_retries,
+        tuple(sorted(endpoint.extra_headers.items())),
+        repr(sorted(endpoint.options.items())),
+    )
+    client = _clients.get(key)
+    if client is None:
+        client = await get_client(endpoint).__aenter__()
+        _clients[key] = client
+    return client
 
 
 @dataclass
@@ -112,6 +143,7 @@ async def _stream(job: Job) -> Outcome:
     await streaming.send_frame(job.battle_public_id, {"k": "reset", **base, "epoch": epoch})
     await streaming.save_partial(job.public_id, epoch, "")
     last_flush = time.monotonic()
+    last_stop_check = 0.0  # the first flush checks at once, then twice a second
 
     async def flush() -> None:
         nonlocal pending, text, last_flush
@@ -128,15 +160,21 @@ async def _stream(job: Job) -> Outcome:
         last_flush = time.monotonic()
 
     try:
-        async with get_client(job.endpoint) as client:
-            async for event in client.stream(job.messages, job.params):
+        client = await _client(job.endpoint)
+        # aclosing: a stop breaks out of the stream; the provider call must end at once.
+        async with aclosing(client.stream(job.messages, job.params)) as events:
+            async for event in events:
                 if isinstance(event, TextDelta):
                     pending += event.text
-                    if time.monotonic() - last_flush >= flush_every:
+                    now = time.monotonic()
+                    if now - last_flush >= flush_every:
                         await flush()
-                        if await streaming.stop_requested(job.public_id, job.attempt):
-                            out.stopped = True
-                            break
+                        # A stop is a human's click: checking twice a second is enough.
+                        if now - last_stop_check >= STOP_CHECK_SECONDS:
+                            last_stop_check = now
+                            if await streaming.stop_requested(job.public_id, job.attempt):
+                                out.stopped = True
+                                break
                 elif isinstance(event, Restart):
                     # The provider retried after tokens had streamed: discard, never duplicate.
                     out.restarts += 1

@@ -131,8 +131,8 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
     services.vote_cast(
         battle_id=battle_id, voter=voter, winner=request.POST.get("winner"), ip=_ip(request)
     )
-    obj = services.battle_for_voter(public_id=battle_id, voter=voter)
     if request.htmx:
+        obj = services.battle_for_voter(public_id=battle_id, voter=voter)
         return render(request, "arena/battle.html#conversation", _battle_context(request, obj))
     return redirect("arena:battle", battle_id=battle_id)
 

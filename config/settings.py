@@ -179,7 +179,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # Generation tasks mostly wait on the network: they get their own queue so a threads/gevent pool
 # can run many streams without starving short tasks (rating, exports) on the default queue.
 CELERY_TASK_ROUTES = {
-    "arena.tasks.*": {"queue": "stream"},
+    "arena.generate_response": {"queue": "stream"},
     "annotations.tasks.generate_*": {"queue": "stream"},
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -151,3 +151,14 @@ def run_in_browser(request: pytest.FixtureRequest) -> Callable[..., Any]:
         return result.get("value")
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fresh_arena_registry() -> Iterator[None]:
+    """The pair sampler caches the model registry per process for a few seconds; tests create
+    their own models, so each starts with an empty cache."""
+    from arena.sampling import forget_registry
+
+    forget_registry()
+    yield
+    forget_registry()

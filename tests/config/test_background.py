@@ -101,3 +101,12 @@ def test_celery_seam_runs_enqueued_task_and_beat_runs_the_periodic_job(celery_wo
     started = time.time()
     beat = wait_until(lambda: cache.get(HEARTBEAT_KEY), timeout=30, what="celery beat heartbeat")
     assert beat >= started - 1
+
+
+def test_generation_tasks_are_routed_to_the_stream_queue():
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    route = app.amqp.router.route({}, "arena.generate_response", args=(1, 1), kwargs={})
+    assert route["queue"].name == "stream"
+    assert app.amqp.router.route({}, "config.ping", args=(), kwargs={})["queue"].name == "default"

@@ -66,7 +66,7 @@ def test_consent_prompt_two_streams_second_turn_keyboard_vote_reveal_new_round(
 def test_reload_mid_stream_resumes_without_gaps_or_duplicates(
     asgi_server, celery_worker, run_in_browser
 ):
-    demo_seed(tokens_per_s=25, first_token_delay_s=0.1)
+    demo_seed(tokens_per_s=12, first_token_delay_s=0.1)
     base = asgi_server.url
     samples: list[str] = []
 
