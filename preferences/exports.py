@@ -49,7 +49,7 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-
 # International or national numbers with separators: +44 20 7946 0958, (555) 123-4567,
 # 555.123.4567, +15551234567. Dates (2024-01-15) and short numbers do not match.
 PHONE = re.compile(
-    r"(?<![\w+(.-])(?:"
+    r"(?=[+(\d])(?<![\w+(.-])(?:"
     r"(?:\+\d{1,3}[\s.-]?)?\(\d{1,4}\)[\s.-]?\d{3,4}[\s.-]\d{3,4}"  # +1 (555) 123-4567
     r"|(?:\+\d{1,3}[\s.-]?)?\d{2,4}[\s.-]\d{3,4}[\s.-]\d{3,4}"  # +44 20 7946 0958
     r"|\+\d{9,15}"  # +15551234567
@@ -57,10 +57,16 @@ PHONE = re.compile(
 )
 
 
+# Every phone pattern above has a run of three digits: texts without one skip the slow regex.
+_THREE_DIGITS = re.compile(r"\d{3}")
+
+
 def scrub(text: str) -> str:
     """Replace email addresses and phone numbers with ``[EMAIL]`` / ``[PHONE]``."""
     if "@" in text:
         text = EMAIL.sub("[EMAIL]", text)
+    if _THREE_DIGITS.search(text) is None:
+        return text
     return PHONE.sub("[PHONE]", text)
 
 

@@ -14,6 +14,7 @@ it (:func:`ranking_source`); until then the stream has arena votes only.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -426,6 +427,12 @@ def arena_turn_rows(
     )
 
 
+def _json_list(value: Any) -> list[Any]:
+    if isinstance(value, str):  # raw cursor: Django leaves jsonb as text for from_db_value
+        value = json.loads(value)
+    return list(value or [])
+
+
 def _pair_from_turn_rows(rows: list[tuple[Any, ...]]) -> Pair:
     first = rows[0]
     (vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created) = first[:10]
@@ -443,11 +450,30 @@ def _pair_from_turn_rows(rows: list[tuple[Any, ...]]) -> Pair:
         margin=1.0 if winner in (OUTCOME_A, OUTCOME_B) else 0.0,
         weight=1.0,
         judge=voter[:16],
-        categories=list(cats or []),
+        categories=_json_list(cats),
         language=lang or "",
         created=created,
-        flags=list(flags or []),
+        flags=_json_list(flags),
     )
+
+
+def _stream(qs: QuerySet[Any], chunk_size: int) -> Iterator[tuple[Any, ...]]:
+    """Rows of a ``values_list`` query from a server-side cursor, ``chunk_size`` at a time.
+
+    Inside a transaction on PostgreSQL the rows come straight from a psycopg named cursor
+    (no WITH HOLD materialisation, no per-row Django converters: 2-3x faster for exports);
+    otherwise ``.iterator(chunk_size=...)``, which is also a server-side cursor on PostgreSQL.
+    """
+    if connection.vendor != "postgresql" or not connection.in_atomic_block:
+        yield from qs.iterator(chunk_size=chunk_size)
+        return
+    sql, params = qs.query.sql_with_params()
+    connection.ensure_connection()
+    raw = connection.connection
+    with raw.cursor(name=f"prefs_{uuid.uuid4().hex}") as cursor:
+        cursor.itersize = chunk_size
+        cursor.execute(sql, params)
+        yield from cursor
 
 
 def iter_arena_pairs(
@@ -459,8 +485,9 @@ def iter_arena_pairs(
 ) -> Iterator[Pair]:
     if SOURCE_ARENA not in filters.sources:
         return
-    rows = arena_turn_rows(filters, after_vote_id=after_vote_id, vote_limit=vote_limit)
-    rows = rows.iterator(chunk_size=chunk_size)
+    qs = arena_turn_rows(filters, after_vote_id=after_vote_id, vote_limit=vote_limit)
+    # A page is small and bounded: one plain query beats a cursor's DECLARE/FETCH/CLOSE trips.
+    rows = iter(list(qs)) if vote_limit is not None else _stream(qs, chunk_size)
     for _vote_id, turn_rows in groupby(rows, key=lambda r: r[0]):
         yield _pair_from_turn_rows(list(turn_rows))
 
@@ -502,6 +529,31 @@ def iter_pairs(
                 continue
             if _pair_allowed(pair, filters):
                 yield pair
+
+
+def pair_to_json(pair: Pair) -> dict[str, Any]:
+    """The API's representation of a pair (documented by ``PairOutput``; plain code is ~20x
+    faster than a DRF serializer for a page of 500)."""
+    return {
+        "id": pair.id,
+        "source": pair.source,
+        "prompts": pair.prompts,
+        "response_a": pair.response_a,
+        "response_b": pair.response_b,
+        "model_a": pair.model_a,
+        "model_b": pair.model_b,
+        "outcome": pair.outcome,
+        "margin": pair.margin,
+        "weight": pair.weight,
+        "judge": pair.judge,
+        "categories": pair.categories,
+        "language": pair.language,
+        "turns": len(pair.prompts),
+        "created": pair.created.isoformat().replace("+00:00", "Z"),
+        "agreement": pair.agreement,
+        "trust": pair.trust,
+        "flags": pair.flags,
+    }
 
 
 def position_of(pair: Pair) -> StreamPosition:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import contextlib
 import itertools
 import secrets
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -84,6 +86,7 @@ def token_revoke(*, user: AbstractBaseUser, public_id: str) -> ApiToken:
 DOWNLOAD_SALT = "preferences.release-download"
 DEFAULT_LINK_SECONDS = 24 * 3600
 STALE_BUILD_SECONDS = 3600  # a build "running" longer than this died with its worker
+PROGRESS_SECONDS = 0.5
 
 
 def releases_root() -> Path:
@@ -198,6 +201,42 @@ def release_rows(release: DatasetRelease, *, chunk_size: int = 2000) -> Iterator
     return format_rows(iter_pairs(filters, chunk_size=chunk_size), options)
 
 
+@contextlib.contextmanager
+def _streaming_read(save: Callable[[int], None]) -> Iterator[Callable[[int], None]]:
+    """Where the rows are read, and how progress gets out while they are.
+
+    On PostgreSQL outside any transaction (a worker), the read runs in one transaction so the
+    server-side cursor streams (a cursor outside a transaction is WITH HOLD: PostgreSQL would
+    materialise the whole result first), and progress is written by a reporter thread on its
+    own connection, so the page sees it while the read transaction is still open. Elsewhere
+    (SQLite, or already inside a transaction) progress is written inline.
+    """
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield save
+        return
+    latest = [0]
+    stop = threading.Event()
+
+    def report() -> None:
+        try:
+            last = 0
+            while not stop.wait(PROGRESS_SECONDS):
+                if latest[0] != last:
+                    last = latest[0]
+                    save(last)
+        finally:
+            connections.close_all()
+
+    reporter = threading.Thread(target=report, name="release-progress", daemon=True)
+    reporter.start()
+    try:
+        with transaction.atomic():
+            yield lambda n: latest.__setitem__(0, n)
+    finally:
+        stop.set()
+        reporter.join(timeout=10)
+
+
 def release_build(*, release_id: int) -> DatasetRelease | None:
     """Write a release's files, card and manifest; idempotent and safe to retry.
 
@@ -228,13 +267,14 @@ def release_build(*, release_id: int) -> DatasetRelease | None:
     work = final.with_name(final.name + ".tmp")
     shutil.rmtree(work, ignore_errors=True)
 
-    def progress(n: int) -> None:
+    def save_progress(n: int) -> None:
         DatasetRelease.objects.filter(pk=release_id).update(
             rows_done=n, progress=min(0.99, n / total) if total else 0.0
         )
 
     try:
-        result = write_splits(work, release_rows(release), options, progress=progress)
+        with _streaming_read(save_progress) as progress:
+            result = write_splits(work, release_rows(release), options, progress=progress)
         card = dataset_card(
             name=release.name,
             version=release.version,

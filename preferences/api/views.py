@@ -30,7 +30,6 @@ from preferences.api.serializers import (
     BattleOutput,
     MeOutput,
     ModelOutput,
-    PairOutput,
     PairPage,
     ReleaseInput,
     ReleaseOutput,
@@ -47,6 +46,7 @@ from preferences.selectors import (
     battles_for_browse,
     iter_pairs,
     models_for_browse,
+    pair_to_json,
     position_of,
 )
 
@@ -173,7 +173,7 @@ class PairListView(ResearcherMixin, GenericAPIView):
         if len(pairs) > size:
             pairs = pairs[:size]
             next_url = _cursor_url(request, _encode_position(position_of(pairs[-1])))
-        return Response({"next": next_url, "results": PairOutput(pairs, many=True).data})
+        return Response({"next": next_url, "results": [pair_to_json(p) for p in pairs]})
 
 
 def _page_size(request: Request) -> int:

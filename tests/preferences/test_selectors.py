@@ -29,10 +29,14 @@ def test_a_voted_battle_is_one_pair_with_every_turn():
     assert pair.judge == "f00dfeedcafebabe" and len(pair.judge) == 16
 
 
-def test_pairs_come_in_vote_id_order_and_read_with_constant_queries(django_assert_num_queries):
+def test_pairs_come_in_vote_id_order_and_read_with_constant_queries(
+    django_assert_max_num_queries,
+):
     for _ in range(5):
         f.voted_battle()
-    with django_assert_num_queries(1):
+    # One query however many rows (on PostgreSQL inside a transaction it is a raw named
+    # cursor, which Django's query log does not see: at most one).
+    with django_assert_max_num_queries(1):
         pairs = list(iter_pairs(PairFilters(sources=("arena",)), chunk_size=2))
     ids = [p.source_pk for p in pairs]
     assert ids == sorted(ids) and len(ids) == 5
