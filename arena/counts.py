@@ -277,9 +277,13 @@ def int_array(field: bytes | None) -> np.ndarray:
 
 
 def _codes(values: Sequence[str], index: dict[str, int]) -> np.ndarray:
-    return np.fromiter(
-        (index.setdefault(v, len(index)) for v in values), dtype=np.int64, count=len(values)
-    )
+    """Integer codes of string values (new values are added to ``index``); vectorised."""
+    arr = np.asarray(values)
+    if not arr.size:
+        return np.zeros(0, dtype=np.int64)
+    uniq, inverse = np.unique(arr.astype(str), return_inverse=True)
+    lookup = np.array([index.setdefault(str(u), len(index)) for u in uniq], dtype=np.int64)
+    return lookup[inverse.reshape(-1)]
 
 
 _OUTCOME_INDEX = {w: k for k, w in enumerate(("a", "b", "tie", "both_bad"))}

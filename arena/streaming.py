@@ -15,6 +15,10 @@ Frames are JSON objects sent to the group as ``{"type": "stream.frame", "frame":
 - ``{"k": "snapshot", "r", "side", "epoch", "offset": 0, "text": str}``: the text so far, sent by the
   consumer when a page (re)connects or asks to resync; then the live tail follows.
 
+The first delta of an epoch is sent as soon as it arrives (time to first token is what a voter
+feels); later ones are coalesced. The interval grows with the number of streams a process is
+producing (``flush_interval``) so that the total stays near 1,000 frames/s.
+
 The partial text is written to a store (Redis in production, memory on the embedded default) at
 every flush *before* the delta is sent, so a snapshot never lags the deltas the page then gets.
 The page keeps (epoch, text) per pane, appends only the part of a delta beyond what it shows,
@@ -29,7 +33,6 @@ page ends on, whatever frames were lost. Frames name responses and sides only, n
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import uuid
 from collections.abc import Coroutine
@@ -109,6 +112,10 @@ class MemoryStore:
     async def aget(self, key: str) -> str | None:
         return self.get(key)
 
+    async def aappend(self, key: str, value: str) -> None:
+        with self._lock:
+            self._data[key] = self._data.get(key, "") + value
+
     def set(self, key: str, value: str) -> None:
         with self._lock:
             self._data[key] = value
@@ -149,6 +156,10 @@ class RedisStore:
     async def aget(self, key: str) -> str | None:
         return await self._client().get(key)  # type: ignore[no-any-return]
 
+    async def aappend(self, key: str, value: str) -> None:
+        # APPEND costs O(delta), not O(text so far); the key's TTL was set by the reset.
+        await self._client().append(key, value)
+
     def set(self, key: str, value: str) -> None:
         self._sync.set(key, value, ex=PARTIAL_TTL)
 
@@ -180,16 +191,42 @@ def _stop_key(response_public_id: str, attempt: int) -> str:
     return f"{settings.CACHES['default'].get('KEY_PREFIX', 'pa')}:arena:stop:{response_public_id}:{attempt}"
 
 
-async def save_partial(response_public_id: str, epoch: int, text: str) -> None:
-    await store().aset(_partial_key(response_public_id), json.dumps({"epoch": epoch, "text": text}))
+async def reset_partial(response_public_id: str, epoch: int) -> None:
+    """Start an epoch with no text. Stored as ``"<epoch>\n<text>"`` so flushes can append."""
+    await store().aset(_partial_key(response_public_id), f"{epoch}\n")
+
+
+async def append_partial(response_public_id: str, text: str) -> None:
+    await store().aappend(_partial_key(response_public_id), text)
 
 
 async def load_partial(response_public_id: str) -> tuple[int, str] | None:
     raw = await store().aget(_partial_key(response_public_id))
     if not raw:
         return None
-    data = json.loads(raw)
-    return int(data["epoch"]), str(data["text"])
+    epoch, _, text = raw.partition("\n")
+    return int(epoch), text
+
+
+# The process-wide number of streams being produced: the flush interval grows with it so the
+# total message rate stays under what the channel layer delivers (about 2,000 messages/s in
+# total on the reference machine; see shared/reference/web_calibration.md).
+_active = 0
+MAX_FRAMES_PER_SECOND = 1000.0
+
+
+def stream_started() -> None:
+    global _active
+    _active += 1
+
+
+def stream_finished() -> None:
+    global _active
+    _active = max(0, _active - 1)
+
+
+def flush_interval(base: float) -> float:
+    return max(base, _active / MAX_FRAMES_PER_SECOND)
 
 
 def request_stop(response_public_id: str, attempt: int) -> None:

@@ -141,8 +141,8 @@ async def _stream(job: Job) -> Outcome:
     epoch = streaming.epoch_of(job.attempt)
     base = {"r": job.public_id, "side": job.side}
     await streaming.send_frame(job.battle_public_id, {"k": "reset", **base, "epoch": epoch})
-    await streaming.save_partial(job.public_id, epoch, "")
-    last_flush = time.monotonic()
+    await streaming.reset_partial(job.public_id, epoch)
+    last_flush = 0.0  # the first delta goes out at once
     last_stop_check = 0.0  # the first flush checks at once, then twice a second
 
     async def flush() -> None:
@@ -151,7 +151,7 @@ async def _stream(job: Job) -> Outcome:
             offset = len(text)
             text += pending
             # Store first, then send: a page that reconnects gets a snapshot at least this fresh.
-            await streaming.save_partial(job.public_id, epoch, text)
+            await streaming.append_partial(job.public_id, pending)
             await streaming.send_frame(
                 job.battle_public_id,
                 {"k": "delta", **base, "epoch": epoch, "offset": offset, "text": pending},
@@ -159,6 +159,7 @@ async def _stream(job: Job) -> Outcome:
             pending = ""
         last_flush = time.monotonic()
 
+    streaming.stream_started()
     try:
         client = await _client(job.endpoint)
         # aclosing: a stop breaks out of the stream; the provider call must end at once.
@@ -167,7 +168,7 @@ async def _stream(job: Job) -> Outcome:
                 if isinstance(event, TextDelta):
                     pending += event.text
                     now = time.monotonic()
-                    if now - last_flush >= flush_every:
+                    if now - last_flush >= streaming.flush_interval(flush_every):
                         await flush()
                         # A stop is a human's click: checking twice a second is enough.
                         if now - last_stop_check >= STOP_CHECK_SECONDS:
@@ -180,7 +181,7 @@ async def _stream(job: Job) -> Outcome:
                     out.restarts += 1
                     pending, text = "", ""
                     epoch = streaming.epoch_of(job.attempt, out.restarts)
-                    await streaming.save_partial(job.public_id, epoch, "")
+                    await streaming.reset_partial(job.public_id, epoch)
                     await streaming.send_frame(
                         job.battle_public_id, {"k": "reset", **base, "epoch": epoch}
                     )
@@ -189,6 +190,8 @@ async def _stream(job: Job) -> Outcome:
         await flush()
     except ProviderError as exc:
         out.error = exc
+    finally:
+        streaming.stream_finished()
     out.text = out.completion.text if out.completion is not None else text
     return out
 

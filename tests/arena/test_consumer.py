@@ -54,7 +54,8 @@ async def test_connect_gets_the_text_so_far_then_the_live_tail_and_reconnect_res
     key = await database_sync_to_async(_session)()
     battle, ra = await _streaming_battle(key)
     rid = str(ra.public_id)
-    await streaming.save_partial(rid, 1000, "Hello wor")
+    await streaming.reset_partial(rid, 1000)
+    await streaming.append_partial(rid, "Hello wor")
 
     communicator = _communicator(battle.public_id, key)
     connected, _ = await communicator.connect()
@@ -73,7 +74,7 @@ async def test_connect_gets_the_text_so_far_then_the_live_tail_and_reconnect_res
         'hx-swap-oob="true"' in finished and "answer b" in finished and 'id="vote-bar"' in finished
     )
     frame = {"k": "delta", "r": rid, "side": "a", "epoch": 1000, "offset": 9, "text": "ld"}
-    await streaming.save_partial(rid, 1000, "Hello world")
+    await streaming.append_partial(rid, "ld")
     await get_channel_layer().group_send(
         streaming.battle_group(battle.public_id), {"type": "stream.frame", "frame": frame}
     )
@@ -81,7 +82,7 @@ async def test_connect_gets_the_text_so_far_then_the_live_tail_and_reconnect_res
     await communicator.disconnect()
 
     # While the page is away the stream goes on; on reconnect it gets exactly the text so far.
-    await streaming.save_partial(rid, 1000, "Hello world, again")
+    await streaming.append_partial(rid, ", again")
     communicator = _communicator(battle.public_id, key)
     assert (await communicator.connect())[0]
     snapshot = await communicator.receive_json_from(timeout=5)
