@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from annotations.models import Annotation
+from annotations.models import Annotation, Project
 from arena.models import LLM
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -61,3 +61,38 @@ class GenerateForm(forms.Form):
 class SkipForm(forms.Form):
     reason = forms.ChoiceField(choices=Annotation.SkipReason.choices)
     comment = forms.CharField(required=False, max_length=5000)
+
+
+class ProjectForm(forms.ModelForm):
+    """A new project. The model's own validation runs too (K for pairwise, a likert label to rate,
+    the label schema's shape), and its messages are shown beside the fields."""
+
+    label_schema = forms.JSONField(
+        required=False,
+        initial=list,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text=Project._meta.get_field("label_schema").help_text,
+    )
+
+    class Meta:
+        model = Project
+        fields = [
+            "name", "guidelines", "task_type", "label_schema", "k", "overlap",
+            "lock_ttl_seconds", "gold_rate", "blind",
+        ]  # fmt: skip
+        widgets = {"guidelines": forms.Textarea(attrs={"rows": 6})}
+        labels = {"lock_ttl_seconds": "Lock TTL (seconds)", "gold_rate": "Gold-item rate"}
+        help_texts = {
+            "k": "How many responses each item has (2 to 10).",
+            "overlap": "How many annotators answer each item.",
+            "lock_ttl_seconds": "An unsubmitted task returns to the pool after this long.",
+        }
+
+    def clean_label_schema(self) -> Any:
+        value = self.cleaned_data.get("label_schema")
+        return [] if value in (None, "") else value
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(required=False, help_text="Optional: a note of who it is for.")
+    as_reviewer = forms.BooleanField(required=False, label="Invite as a reviewer")

@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import DataError, IntegrityError, OperationalError, connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from django.utils.text import slugify
 
 from annotations import quality
 from annotations.metrics import ANNOTATIONS, CLAIMS
@@ -1054,10 +1055,39 @@ def arena_sample(*, project: Project, user: Any, count: int) -> int:
     return _create_items(project, rows, source=Item.Source.ARENA)
 
 
+def may_create_projects(user: Any) -> bool:
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and user.is_active
+        and (user.is_staff or user.has_perm("annotations.add_project"))
+    )
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:70] or "project"
+    slug, n = base, 1
+    while Project.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
 def project_create(*, owner: Any, **fields: Any) -> Project:
+    """A new project owned by ``owner`` (staff, or users with the ``add_project`` permission)."""
+    if not may_create_projects(owner):
+        raise PermissionDenied("You may not create annotation projects.")
+    fields.setdefault("slug", _unique_slug(fields.get("name", "")))
     project = Project(owner=owner, **fields)
     project.full_clean()
     if project.k > MAX_K:
         raise ApplicationError("K is too large.", code="invalid")
     project.save()
+    forget_roles(owner)
     return project
+
+
+def invitation_create(
+    *, project: Project, user: Any, email: str = "", as_reviewer: bool = False
+) -> Invitation:
+    _require(project, user, role="manager")
+    return Invitation.objects.create(project=project, email=email, as_reviewer=as_reviewer)

@@ -20,8 +20,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotations import charts, selectors, services
-from annotations.forms import GenerateForm, ImportForm, SkipForm
-from annotations.models import Annotation, Assignment, GenerationJob, Item, Project
+from annotations.forms import GenerateForm, ImportForm, InvitationForm, ProjectForm, SkipForm
+from annotations.models import Annotation, Assignment, GenerationJob, Invitation, Item, Project
 from arena.rendering import render_markdown
 from config.errors import ApplicationError
 
@@ -98,7 +98,11 @@ def queue(request: HttpRequest) -> HttpResponse:
         .exclude(status=Annotation.Status.DRAFT)
         .select_related("project", "item")[:10]
     )
-    return render(request, "annotations/queue.html", {"rows": rows, "recent": recent})
+    return render(
+        request,
+        "annotations/queue.html",
+        {"rows": rows, "recent": recent, "can_create": services.may_create_projects(request.user)},
+    )
 
 
 @login_required
@@ -456,4 +460,61 @@ def job(request: HttpRequest, slug: str, public_id: Any) -> HttpResponse:
             "job": job,
             "poll_url": reverse("annotations:job", args=[slug, public_id]),
         },
+    )
+
+
+# --- project set-up -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_new(request: HttpRequest) -> HttpResponse:
+    """Create a project (staff, or users with the ``add_project`` permission; others get 404)."""
+    if not services.may_create_projects(request.user):
+        raise Http404
+    form = ProjectForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                project = services.project_create(
+                    owner=request.user,
+                    **{name: form.cleaned_data[name] for name in ProjectForm.Meta.fields},
+                )
+            except ApplicationError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(
+                    request, f"Created “{project.name}”. Invite annotators, then load items."
+                )
+                return redirect("annotations:invitations", slug=project.slug)
+        status = 400
+    return render(request, "annotations/project_new.html", {"form": form}, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@_app_errors
+def invitations(request: HttpRequest, slug: str) -> HttpResponse:
+    """One-use invitation links for annotators and reviewers (managers only)."""
+    project, _ = _project_for(request, slug, need="manager")
+    form = InvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        inv = services.invitation_create(project=project, user=request.user, **form.cleaned_data)
+        messages.success(request, "Invitation link created: copy it and send it.")
+        return redirect(f"{reverse('annotations:invitations', args=[slug])}#inv-{inv.token}")
+    rows = [
+        {
+            "inv": inv,
+            "url": request.build_absolute_uri(reverse("annotations:invitation", args=[inv.token])),
+        }
+        for inv in Invitation.objects.filter(project=project)
+        .select_related("accepted_by")
+        .order_by("-created")[:200]
+    ]
+    return render(
+        request,
+        "annotations/invitations.html",
+        {"project": project, "form": form, "rows": rows},
+        status=400 if form.errors else 200,
     )

@@ -2,6 +2,21 @@
 // No inline script (strict CSP): everything is wired here from data attributes.
 (function () {
   "use strict";
+  // invitation links: copy to the clipboard (falls back to selecting the text)
+  document.querySelectorAll("[data-copy]").forEach((btn) => {
+    btn.addEventListener("click", async () => {
+      const field = document.querySelector(btn.dataset.copy);
+      if (!field) return;
+      field.select();
+      try {
+        await navigator.clipboard.writeText(field.value);
+        btn.textContent = "Copied";
+      } catch (e) {
+        btn.textContent = "Press Ctrl+C";
+      }
+    });
+  });
+
   const form = document.getElementById("answer-form");
   if (!form) return;
   const list = document.getElementById("ranking");
@@ -29,11 +44,29 @@
   function render() {
     chips().forEach((chip, i) => {
       if (i === 0) chip.dataset.tie = "0";
-      chip.classList.toggle("tied", chip.dataset.tie === "1");
       chip.classList.toggle("selected", chip === selected);
       chip.setAttribute("aria-selected", chip === selected ? "true" : "false");
     });
     const g = groups();
+    // ties: every chip of a group of several is bracketed and shows its shared place with "="
+    g.forEach((grp, rank) => {
+      grp.forEach((chip, k) => {
+        const tiedGroup = grp.length > 1;
+        chip.classList.toggle("tied", k > 0);
+        chip.classList.toggle("in-tie", tiedGroup);
+        chip.classList.toggle("tie-first", tiedGroup && k === 0);
+        chip.classList.toggle("tie-last", tiedGroup && k === grp.length - 1);
+        const pos = chip.querySelector(".rank-pos");
+        if (pos) {
+          pos.textContent = String(rank + 1) + (tiedGroup ? "=" : "");
+          pos.title = tiedGroup ? "Tied for place " + (rank + 1) : "Place " + (rank + 1);
+        }
+        chip.setAttribute(
+          "aria-label",
+          "Response " + chip.dataset.letter + ", place " + (rank + 1) + (tiedGroup ? ", tied" : "")
+        );
+      });
+    });
     if (touched) {
       input.value = JSON.stringify(g.map((grp) => grp.map((c) => c.dataset.rid)));
       if (summary) summary.textContent = "Ranking: " + g.map((grp) => grp.map((c) => c.dataset.letter).join(" = ")).join(" > ");
