@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from preferences.models import ApiToken
+from preferences.models import ApiToken, DatasetRelease
 
 
 @admin.register(ApiToken)
@@ -31,3 +31,37 @@ class ApiTokenAdmin(admin.ModelAdmin):
         from django.utils import timezone
 
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+@admin.register(DatasetRelease)
+class DatasetReleaseAdmin(admin.ModelAdmin):
+    """Releases are built by the service and frozen once published: everything is read-only."""
+
+    list_display = ["name", "version", "format", "file_format", "status", "public", "created"]
+    list_filter = ["status", "format", "public"]
+    search_fields = ["name", "version"]
+    actions = ["publish_public", "publish_private"]
+
+    def has_add_permission(self, request):  # created through the page or the API (a snapshot)
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def _publish(self, request, queryset, public: bool) -> None:
+        from config.errors import ApplicationError
+        from preferences import services
+
+        for release in queryset:
+            try:
+                services.release_publish(user=request.user, release=release, public=public)
+            except ApplicationError as exc:
+                self.message_user(request, f"{release}: {exc.message}", level="error")
+
+    @admin.action(description="Publish selected releases (public download)")
+    def publish_public(self, request, queryset):
+        self._publish(request, queryset, True)
+
+    @admin.action(description="Publish selected releases (signed links only)")
+    def publish_private(self, request, queryset):
+        self._publish(request, queryset, False)

@@ -335,6 +335,7 @@ def dataset_card(
     """README.md with the Hugging Face YAML header (configs, splits, features, license)."""
     fmt = get_format(options.format)
     schema = fmt.schema(options.margin)
+    builder = "parquet" if options.file_format == "parquet" else "json"
     data_files = {f.name: f for f in result.files}
     header: dict[str, Any] = {
         "license": options.license,
@@ -398,13 +399,13 @@ def dataset_card(
         "",
         "```python",
         "from datasets import load_dataset",
-        'ds = load_dataset("json" if "jsonl" in FORMAT else "parquet", data_files={"train": TRAIN_URL, "test": TEST_URL})',
+        f'ds = load_dataset("{builder}", data_files={{"train": TRAIN_URL, "test": TEST_URL}})',
         "```",
         "",
         "Prompts are licensed as stated above; model outputs remain under each provider's terms.",
         "",
     ]
-    return "\n".join(lines).replace("FORMAT", repr(options.file_format))
+    return "\n".join(lines)
 
 
 def write_card_and_manifest(directory: Path, card: str, result: ExportResult) -> None:
