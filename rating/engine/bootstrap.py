@@ -27,6 +27,7 @@ from scipy.special import expit
 
 from rating.engine.bt import DERIVS, HALF_Y, BTFit, fit_bt, gauge_inverse, gradient_hessian
 from rating.engine.data import PairTable, RatingError
+from rating.engine.threads import single_blas
 
 Sampler = Literal["auto", "multinomial", "gaussian"]
 EXACT_LIMIT = 3_000_000  # cell-rounds below which "auto" samples the multinomial exactly
@@ -48,6 +49,7 @@ def resample_counts(
     return np.maximum(votes + np.sqrt(votes) * rng.standard_normal((rounds, votes.size)), 0.0)
 
 
+@single_blas
 def bootstrap_params(
     table: PairTable,
     fit: BTFit,

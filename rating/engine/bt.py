@@ -29,6 +29,7 @@ from rating.engine.data import (
     components,
     mle_exists,
 )
+from rating.engine.threads import single_blas
 
 TieModel = Literal["half", "rao-kupper", "davidson"]
 TIE_MODELS: tuple[str, ...] = ("half", "rao-kupper", "davidson")
@@ -200,6 +201,7 @@ def _initial_kappa(table: PairTable, ties: str) -> float:
     return float(np.log(np.log((1 + t) / (1 - t))))  # at d = 0, P(tie) = 1 - 2 sigmoid(-eta)
 
 
+@single_blas
 def fit_bt(
     table: PairTable,
     *,

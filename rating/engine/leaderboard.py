@@ -38,6 +38,7 @@ from rating.engine.data import (
 )
 from rating.engine.matrices import battle_counts, observed_win_rate
 from rating.engine.style import StyleFeatures, fit_style
+from rating.engine.threads import single_blas
 
 SCALE = 400.0 / math.log(10.0)  # natural log-odds -> rating points
 CI_METHODS: tuple[str, ...] = ("sandwich", "bootstrap")
@@ -103,6 +104,9 @@ def _plain(x: object) -> object:
     return x
 
 
+to_plain = _plain  # public name: JSON-ready copies of engine values
+
+
 def rank_from_intervals(lower: NDArray[np.float64], upper: NDArray[np.float64]) -> NDArray:
     """rank_i = 1 + #{j : lower_j > upper_i} (the models that are surely better)."""
     lo_sorted = np.sort(lower)
@@ -126,6 +130,7 @@ def expected_score_matrix(
     return out
 
 
+@single_blas
 def leaderboard(
     model_names: Sequence[str],
     model_a: ArrayLike | None = None,
@@ -194,9 +199,13 @@ def leaderboard(
             continue  # a lone model (no votes) has no score
         sub, _ = table.subset(members)
         if style is not None:
+            try:  # the plain fit (O(pairs)) is a close start: fewer passes over the votes
+                start = fit_bt(sub, ties="half").theta
+            except RatingError:
+                start = None
             _fit_style_component(
                 members, m, model_a, model_b, outcome_codes, weights, style, z, theta, lower,
-                upper, params,
+                upper, params, start,
             )  # fmt: skip
             continue
         comp_ties = ties
@@ -325,24 +334,30 @@ def _fit_style_component(
     lower: NDArray,
     upper: NDArray,
     params: dict[str, object],
+    start: NDArray | None = None,
 ) -> None:
     """Fit style control on the votes inside one component; writes into the output arrays."""
     assert outcome_codes is not None
     a = np.asarray(model_a, dtype=np.int64)
     b = np.asarray(model_b, dtype=np.int64)
-    new = np.full(m, -1)
-    new[members] = np.arange(members.size)
-    rows = (new[a] >= 0) & (new[b] >= 0)
     fa = np.asarray(style.features_a, dtype=np.float64)
     fb = np.asarray(style.features_b, dtype=np.float64)
     if fa.shape[0] != a.size or fb.shape[0] != a.size:
         raise InvalidVoteError("style features need one row per vote")
-    w = None if weights is None else np.asarray(weights, dtype=np.float64)[rows]
-    sub_style = StyleFeatures(fa[rows], fb[rows], style.names)
-    fit = fit_style(
-        new[a[rows]], new[b[rows]], outcome_codes[rows], sub_style, n_models=members.size,
-        weights=w,
-    )  # fmt: skip
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    if members.size == m:  # one component (the usual case): every row, no copies
+        fit = fit_style(
+            a, b, outcome_codes, style, n_models=m, weights=w, start=start
+        )  # fmt: skip
+    else:
+        new = np.full(m, -1)
+        new[members] = np.arange(members.size)
+        rows = (new[a] >= 0) & (new[b] >= 0)
+        sub_style = StyleFeatures(fa[rows], fb[rows], style.names)
+        fit = fit_style(
+            new[a[rows]], new[b[rows]], outcome_codes[rows], sub_style, n_models=members.size,
+            weights=None if w is None else w[rows], start=start,
+        )  # fmt: skip
     k = members.size
     se = np.sqrt(np.maximum(np.diag(fit.cov), 0.0))
     theta[members] = fit.theta
