@@ -114,27 +114,20 @@ def generate(n_votes: int, n_models: int) -> None:
         ((i + 1, uuid.uuid4(), "anonymous", int(pks[a[i]]), int(pks[b[i]]), f"v{voters[i]}", "",
           "voted", cat_json[cats[i]], "en", now, now) for i in range(n_votes)),
     )  # fmt: skip
-    copy(
-        Turn,
-        ["id", "battle_id", "index", "prompt", "language", "has_code", "prompt_chars", "created"],
-        ((i + 1, i + 1, 0, "p", "en", False, 1, now) for i in range(n_votes)),
-    )  # fmt: skip
-    copy(
-        Response,
-        ["id", "public_id", "turn_id", "side", "text", "state", "attempt", "error_kind",
-         "error_message", "finish_reason", "provider_attempts", "length", "header_count",
-         "list_count", "bold_count", "leaks_identity", "created"],
-        ((2 * i + s + 1, uuid.uuid4(), i + 1, "ab"[s], "", "done", 1, "", "", "stop", 1,
-          int(length[i, s]), int(md[i, s, 0]), int(md[i, s, 1]), int(md[i, s, 2]), False, now)
-         for i in range(n_votes) for s in (0, 1)),
-    )  # fmt: skip
+    # Style features live on the vote (per-side conversation totals, as vote_cast stores them):
+    # the full recompute reads one row per vote, so no turns or responses are generated.
     copy(
         Vote,
-        ["id", "battle_id", "winner", "voter", "turns", "flags", "created"],
-        ((i + 1, i + 1, str(winner[i]), f"v{voters[i]}", 1, "[]", now) for i in range(n_votes)),
+        ["id", "battle_id", "winner", "voter", "turns", "flags", "created",
+         "a_length", "a_header_count", "a_list_count", "a_bold_count",
+         "b_length", "b_header_count", "b_list_count", "b_bold_count"],
+        ((i + 1, i + 1, str(winner[i]), f"v{voters[i]}", 1, "[]", now,
+          int(length[i, 0]), int(md[i, 0, 0]), int(md[i, 0, 1]), int(md[i, 0, 2]),
+          int(length[i, 1]), int(md[i, 1, 0]), int(md[i, 1, 1]), int(md[i, 1, 2]))
+         for i in range(n_votes)),
     )  # fmt: skip
     with connection.cursor() as cur:
-        for model in (Battle, Turn, Response, Vote):
+        for model in (Battle, Vote):
             t = model._meta.db_table
             cur.execute(
                 f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))"
@@ -177,7 +170,7 @@ def freshness(samples: int) -> list[float]:
     with harness.celery_worker(DB_URL, REDIS_URL=REDIS_URL, CACHE_PREFIX="pa-rating-bench",
                                CHANNELS_PREFIX="pa-rating-bench", LOG_LEVEL="WARNING"):  # fmt: skip
         harness.wait_until(
-            lambda: selectors.snapshot_last_version() == selectors.counts_version(),
+            lambda: selectors.snapshot_versions() == selectors.counts_versions(),
             timeout=60, what="the worker's first refresh",
         )  # fmt: skip
         for _ in range(samples):
@@ -214,7 +207,8 @@ def main() -> None:
     from rating.services import leaderboard_recompute_full
 
     call_command("migrate", verbosity=0)
-    if Vote.objects.count() < args.votes:
+    # Regenerate when too small or made before votes carried their style features.
+    if Vote.objects.count() < args.votes or not Vote.objects.filter(a_length__gt=0).exists():
         generate(args.votes, args.models)
 
     report = leaderboard_recompute_full()

@@ -206,9 +206,11 @@ def _create(rows: list[tuple[uuid.UUID, str, dict[str, Any]]], llms: dict[str, L
                 )  # fmt: skip
                 texts.append((text_a, text_b))
         Turn.objects.bulk_create(turn_objs, batch_size=CHUNK)
-        responses = []
+        responses: list[Response] = []
+        per_battle: list[list[Response]] = []  # the conversation's responses, for the vote
         turn_iter = iter(zip(turn_objs, texts, strict=True))
         for turns, (_, rec, created) in zip(turns_per, meta, strict=True):
+            first = len(responses)
             for k in range(len(turns)):
                 turn, (text_a, text_b) = next(turn_iter)
                 for side, text in (("a", text_a), ("b", text_b)):
@@ -226,14 +228,17 @@ def _create(rows: list[tuple[uuid.UUID, str, dict[str, Any]]], llms: dict[str, L
                             bold_count=feats[3], created=created, completed_at=created,
                         )
                     )  # fmt: skip
+            per_battle.append(responses[first:])
         Response.objects.bulk_create(responses, batch_size=CHUNK)
-        Vote.objects.bulk_create(
-            [
-                Vote(
-                    battle=battle, winner=winner, voter=battle.voter, turns=len(turns),
-                    created=created,
-                )
-                for battle, turns, (winner, _, created) in zip(battles, turns_per, meta, strict=True)
-            ],
-            batch_size=CHUNK,
-        )  # fmt: skip
+        votes = []
+        for battle, turns, (winner, _, created), convo in zip(
+            battles, turns_per, meta, per_battle, strict=True
+        ):
+            vote = Vote(
+                battle=battle, winner=winner, voter=battle.voter, turns=len(turns), created=created
+            )
+            # The per-side conversation totals style control reads (conv_metadata when the file
+            # has it, else computed from the text above), as arena.services.vote_cast does.
+            vote.set_style_from(convo)
+            votes.append(vote)
+        Vote.objects.bulk_create(votes, batch_size=CHUNK)

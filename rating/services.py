@@ -9,6 +9,7 @@ category, the annotation source when there is one, and the active-sampling weigh
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -20,12 +21,12 @@ import numpy as np
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 from prometheus_client import Counter, Histogram
 
-from arena.counts import counts_rebuild
+from arena.counts import CountCells, counts_rebuild_cells
 from arena.models import LLM, PairSamplingWeight, Vote
 from rating import selectors
 from rating.engine import (
@@ -39,6 +40,8 @@ from rating.engine import (
     leaderboard,
     pair_table,
 )
+from rating.engine.leaderboard import to_plain
+from rating.engine.threads import one_blas_thread
 from rating.models import LeaderboardSnapshot
 
 log = logging.getLogger(__name__)
@@ -86,8 +89,21 @@ class _Fit:
 
 
 def _index(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pks, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
-    return pks, inv[: a.size], inv[a.size :]
+    """Distinct model pks of a and b (sorted) and a, b as indexes into them; O(votes)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if not a.size:
+        return np.zeros(0, dtype=np.int64), a, b
+    top = int(max(a.max(), b.max()))
+    if top > 50_000_000 or min(a.min(), b.min()) < 0:  # sparse ids: sort instead
+        pks, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+        return pks, inv[: a.size], inv[a.size :]
+    present = np.zeros(top + 1, dtype=bool)
+    present[a] = True
+    present[b] = True
+    pks = np.flatnonzero(present)
+    lookup = np.cumsum(present) - 1
+    return pks, lookup[a], lookup[b]
 
 
 def _fit_counts(cc: selectors.CategoryCounts, slugs: dict[int, str]) -> tuple[Leaderboard, list]:
@@ -101,11 +117,16 @@ def _fit_counts(cc: selectors.CategoryCounts, slugs: dict[int, str]) -> tuple[Le
 def _fit_votes(
     arrays: selectors.VoteArrays, mask: np.ndarray, slugs: dict[int, str], *, style: bool
 ) -> tuple[Leaderboard, list]:
-    pks, ia, ib = _index(arrays.model_a[mask], arrays.model_b[mask])
+    every = bool(mask.all())
+
+    def pick(x: np.ndarray) -> np.ndarray:
+        return x if every else x[mask]
+
+    pks, ia, ib = _index(pick(arrays.model_a), pick(arrays.model_b))
     names = [slugs.get(int(p), str(p)) for p in pks]
-    features = StyleFeatures(arrays.features_a[mask], arrays.features_b[mask]) if style else None
+    features = StyleFeatures(pick(arrays.features_a), pick(arrays.features_b)) if style else None
     board = leaderboard(
-        names, ia, ib, arrays.outcome[mask], style=features, ci="sandwich" if style else _ci(),
+        names, ia, ib, pick(arrays.outcome), style=features, ci="sandwich" if style else _ci(),
         mean_score=MEAN_SCORE, seed=0,
     )  # fmt: skip
     return board, [int(p) for p in pks]
@@ -139,18 +160,22 @@ def _rows(board: Leaderboard, pks: list[int], llms: dict[int, LLM]) -> list[dict
 
 
 def _matrices(board: Leaderboard) -> dict[str, Any]:
-    """Matrices reordered to the rows' order (best first), NaN as None."""
-    data = board.to_dict()
-    order = [r.index for r in board.models]
+    """Matrices reordered to the rows' order (best first), NaN and the diagonal as None."""
+    order = np.array([r.index for r in board.models], dtype=np.int64)
 
-    def reorder(matrix: Any) -> list[list[Any]]:
-        return [[matrix[i][j] if i != j else None for j in order] for i in order]
+    def reorder(matrix: np.ndarray, *, as_int: bool = False) -> list[list[Any]]:
+        sub = np.asarray(matrix)[np.ix_(order, order)]
+        out = sub.astype(np.int64 if as_int else np.float64).astype(object)
+        if not as_int:
+            out[~np.isfinite(sub.astype(np.float64))] = None
+        np.fill_diagonal(out, None)
+        return out.tolist()
 
     return {
         "models": [board.model_names[i] for i in order],
-        "predicted_win_rate": reorder(data["predicted_win_rate"]),
-        "observed_win_rate": reorder(data["observed_win_rate"]),
-        "battle_counts": reorder(data["battle_counts"]),
+        "predicted_win_rate": reorder(board.predicted_win_rate),
+        "observed_win_rate": reorder(board.observed_win_rate),
+        "battle_counts": reorder(board.battle_counts, as_int=True),
     }
 
 
@@ -158,12 +183,13 @@ def _snapshot(
     fit: _Fit, *, trigger: str, version: int, llms: dict[int, LLM], source: str = "arena"
 ) -> LeaderboardSnapshot:
     board = fit.board
+    data = {"method": to_plain(board.method), "params": to_plain(board.params)}
     return LeaderboardSnapshot(
         source=source,
         category=fit.category,
         style_control=fit.style_control,
         method="bradley-terry" + ("+style" if fit.style_control else ""),
-        params={"method": board.to_dict()["method"], "fitted": board.to_dict()["params"]},
+        params={"method": data["method"], "fitted": data["params"]},
         trigger=trigger,
         computed_at=timezone.now(),
         votes_counted=board.n_votes,
@@ -224,22 +250,38 @@ def snapshots_push(payload: list[tuple[str, str, bool, str]]) -> None:
 
 
 def leaderboard_refresh(*, force: bool = False) -> list[LeaderboardSnapshot]:
-    """Fit plain BT per category from the counts and store snapshots, if the counts changed.
+    """Refit plain BT for the categories whose counts changed and store their snapshots.
 
-    Cheap check first (the sum of counts against the newest snapshot's), so the periodic job
-    costs one aggregate query when nothing happened. Returns the snapshots written.
+    Change detection is per category: one GROUP BY over the counts table (the sum of each
+    category's counts) against the ``counts_version`` of that category's newest plain
+    snapshot. So the periodic job costs one aggregate query when nothing happened, and a new
+    vote refits only the categories it counts in, reading only their cells. Intervals are the
+    configured ``RATING_CI`` (sandwich by default: no resampling on the live path).
+    Returns the snapshots written.
     """
     start = time.perf_counter()
     with _lock("refresh", timeout=60) as got:
         if not got:
             RECOMPUTES.labels(kind="live", result="busy").inc()
             return []
-        version = selectors.counts_version()
-        if not force and selectors.snapshot_last_version() == version:
+        versions = selectors.counts_versions()
+        last = selectors.snapshot_versions()
+        if force:
+            changed = sorted(versions)
+        else:
+            changed = sorted(c for c, v in versions.items() if last.get(c) != v)
+        # Categories whose counts vanished (a rebuild applied flags): an empty board, once;
+        # and an empty overall board before the first vote, so the page can say so.
+        emptied = sorted(c for c, v in last.items() if c not in versions and v != 0)
+        if "all" not in versions and "all" not in last:
+            emptied.append("all")
+        if force and "all" not in versions and "all" not in emptied:
+            emptied.append("all")
+        if not changed and not emptied:
             RECOMPUTES.labels(kind="live", result="unchanged").inc()
             return []
         try:
-            snaps = _refresh(version)
+            snaps = _refresh(changed, emptied)
         except Exception:
             RECOMPUTES.labels(kind="live", result="error").inc()
             raise
@@ -248,19 +290,24 @@ def leaderboard_refresh(*, force: bool = False) -> list[LeaderboardSnapshot]:
     return snaps
 
 
-def _refresh(version: int) -> list[LeaderboardSnapshot]:
-    by_cat = selectors.counts_by_category()
+def _refresh(changed: list[str], emptied: list[str]) -> list[LeaderboardSnapshot]:
+    by_cat = selectors.counts_by_category(changed)
     flagged = selectors.flagged_by_category()
     all_pks = {int(p) for cc in by_cat.values() for p in (*cc.a, *cc.b)}
     llms = selectors.models_by_id(sorted(all_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
-    fits = []
-    for cat, cc in by_cat.items():
-        board, pks = _fit_counts(cc, slugs)
-        fits.append(_Fit(cat, False, board, pks, flagged.get(cat, 0)))
-    if "all" not in by_cat:  # no votes yet: an empty board, so the page can say so
-        fits.append(_Fit("all", False, _empty_board(), [], flagged.get("all", 0)))
-    snaps = [_snapshot(f, trigger="live", version=version, llms=llms) for f in fits]
+    snaps = []
+    with one_blas_thread():
+        for cat, cc in by_cat.items():
+            board, pks = _fit_counts(cc, slugs)
+            fit = _Fit(cat, False, board, pks, flagged.get(cat, 0))
+            # The version is the sum of the cells this fit read (not of the earlier check), so
+            # a vote counted in between triggers the next refresh instead of being skipped.
+            snaps.append(_snapshot(fit, trigger="live", version=cc.total, llms=llms))
+    for cat in emptied:
+        if cat not in by_cat:
+            fit = _Fit(cat, False, _empty_board(), [], flagged.get(cat, 0))
+            snaps.append(_snapshot(fit, trigger="live", version=0, llms=llms))
     return _write(snaps, kind="live")
 
 
@@ -270,41 +317,52 @@ def _refresh(version: int) -> list[LeaderboardSnapshot]:
 def votes_flag_anomalous(arrays: selectors.VoteArrays) -> int:
     """Run the sequential voter test over every anonymous vote; flag the flagged voters' votes.
 
-    Returns how many votes got the ``anomalous_voter`` flag now. Flags are never removed here:
-    an operator clears them in the admin.
+    Returns how many votes got the ``anomalous_voter`` flag now (``arrays`` is updated to
+    match). Flags are never removed here: an operator clears them in the admin.
     """
-    if arrays.vote_id.size == 0:
+    rated = arrays.anonymous
+    if not rated.any():
         return 0
+    every = bool(rated.all())
     report = detect_anomalous_voters(
-        arrays.voter.astype(str),  # fixed-width strings: the engine reads ids with .item()
-        arrays.model_a,
-        arrays.model_b,
-        arrays.outcome,
+        arrays.voter if every else arrays.voter[rated],
+        arrays.model_a if every else arrays.model_a[rated],
+        arrays.model_b if every else arrays.model_b[rated],
+        arrays.outcome if every else arrays.outcome[rated],
         alpha=float(getattr(settings, "RATING_ANOMALY_ALPHA", 0.01)),
         seed=0,
     )
     if not report.flagged:
         return 0
-    bad = {str(v) for v in report.flagged}
-    flag = Vote.Flag.ANOMALOUS_VOTER.value
-    idx = [
-        i
-        for i in range(arrays.vote_id.size)
-        if arrays.voter[i] in bad and flag not in arrays.flags[i]
-    ]
-    if not idx:
+    bad = np.array(report.flagged, dtype=np.int64)
+    target = rated & np.isin(arrays.voter, bad) & ~arrays.anomalous
+    ids = arrays.vote_id[target]
+    if not ids.size:
         return 0
-    ids = [int(arrays.vote_id[i]) for i in idx]
+    _flag_votes(ids.tolist(), Vote.Flag.ANOMALOUS_VOTER.value)
+    arrays.anomalous[target] = True
+    arrays.flagged[target] = True
+    return int(ids.size)
+
+
+def _flag_votes(ids: list[int], flag: str) -> None:
+    table = Vote._meta.db_table
     with transaction.atomic():
-        votes = list(Vote.objects.select_for_update().filter(pk__in=ids).only("id", "flags"))
-        for vote in votes:
-            if flag not in (vote.flags or []):
-                vote.flags = [*(vote.flags or []), flag]
-        Vote.objects.bulk_update(votes, ["flags"], batch_size=1000)
-    for i in idx:
-        arrays.flags[i] = [*arrays.flags[i], flag]
-        arrays.flagged[i] = True
-    return len(ids)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET flags = COALESCE(flags, '[]'::jsonb) || %s::jsonb"
+                    " WHERE id = ANY(%s) AND NOT COALESCE(flags, '[]'::jsonb) @> %s::jsonb",
+                    [json.dumps([flag]), ids, json.dumps([flag])],
+                )
+            return
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            votes = list(Vote.objects.select_for_update().filter(pk__in=chunk).only("id", "flags"))
+            for vote in votes:
+                if flag not in (vote.flags or []):
+                    vote.flags = [*(vote.flags or []), flag]
+            Vote.objects.bulk_update(votes, ["flags"], batch_size=1000)
 
 
 def leaderboard_recompute_full(*, detect_anomalies: bool = True) -> dict[str, Any]:
@@ -315,7 +373,8 @@ def leaderboard_recompute_full(*, detect_anomalies: bool = True) -> dict[str, An
             RECOMPUTES.labels(kind="full", result="busy").inc()
             return {"skipped": "another full recompute is running"}
         try:
-            report = _recompute_full(detect_anomalies=detect_anomalies)
+            with one_blas_thread():
+                report = _recompute_full(detect_anomalies=detect_anomalies)
         except Exception:
             RECOMPUTES.labels(kind="full", result="error").inc()
             raise
@@ -324,6 +383,82 @@ def leaderboard_recompute_full(*, detect_anomalies: bool = True) -> dict[str, An
     RECOMPUTE_SECONDS.labels(kind="full").observe(report["seconds"])
     log.info("leaderboard full recompute", extra=report)
     return report
+
+
+def _count_cells(arrays: selectors.VoteArrays, sign: int = 1) -> CountCells:
+    """Counts per (category, model pair, outcome) of the counted votes in ``arrays``.
+
+    Counted = anonymous and unflagged; a vote counts in "all" and in each of its categories.
+    Vectorised: per category one ``bincount`` over a dense (pair, outcome) key.
+    """
+    counted = arrays.anonymous & ~arrays.flagged
+    pks, ia, ib = _index(arrays.model_a, arrays.model_b)
+    m = max(len(pks), 1)
+    key = (ia * m + ib) * 4 + arrays.outcome.astype(np.int64)
+    parts: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for cat, mask in arrays.categories.items():
+        sel = key[mask & counted]
+        if not sel.size:
+            continue
+        if m * m * 4 <= 20_000_000:
+            n = np.bincount(sel, minlength=m * m * 4)
+            cells = np.flatnonzero(n)
+            n = n[cells]
+        else:
+            cells, n = np.unique(sel, return_counts=True)
+        parts.append((cat, cells, n))
+    if not parts:
+        return CountCells([], [], [], [], [])
+    cells = np.concatenate([p[1] for p in parts])
+    outcome = np.array(selectors.OUTCOMES, dtype=object)[cells % 4]
+    pair = cells // 4
+    return CountCells(
+        category=np.concatenate([np.full(p[1].size, p[0], dtype=object) for p in parts]),
+        model_a=pks[pair // m],
+        model_b=pks[pair % m],
+        outcome=outcome,
+        count=np.concatenate([p[2] for p in parts]) * sign,
+    )
+
+
+def _concat_cells(parts: list[CountCells]) -> CountCells | None:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return None
+    return CountCells(
+        *(np.concatenate([np.asarray(getattr(p, f), dtype=object) for p in parts])
+          for f in ("category", "model_a", "model_b", "outcome", "count"))
+    )  # fmt: skip
+
+
+def counts_rebuild_from(
+    arrays: selectors.VoteArrays,
+) -> tuple[dict[str, Any], dict[str, selectors.CategoryCounts]]:
+    """Rebuild the counts table from votes already read (``arrays``), writing only changes.
+
+    Votes committed after ``arrays`` was read are caught up under the counts lock (see
+    ``arena.counts.counts_rebuild_cells`` for why this counts each of them exactly once): the vote
+    ids are re-read there (one index scan), new ids are read and added, ids that disappeared
+    (deleted votes) are subtracted.
+    """
+    caught: dict[str, int] = {"new": 0, "gone": 0}
+
+    def catch_up() -> CountCells | None:
+        now = selectors.vote_ids()
+        new = np.setdiff1d(now, arrays.vote_id, assume_unique=True)
+        gone = ~np.isin(arrays.vote_id, now, assume_unique=True)
+        caught.update(new=int(new.size), gone=int(gone.sum()))
+        parts = []
+        if new.size:
+            parts.append(_count_cells(selectors.arena_vote_arrays(ids=new.tolist())))
+        if gone.any():
+            parts.append(_count_cells(arrays.select(gone), sign=-1))
+        return _concat_cells(parts)
+
+    report, truth = counts_rebuild_cells(_count_cells(arrays), catch_up=catch_up)
+    out: dict[str, Any] = dict(report)
+    out["caught_up"] = caught
+    return out, selectors.category_counts(truth)
 
 
 def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
@@ -335,50 +470,52 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
     newly_flagged = votes_flag_anomalous(arrays) if detect_anomalies else 0
     timings["anomaly"] = time.perf_counter() - t
     t = time.perf_counter()
-    drift = counts_rebuild()
+    # The plain fits use the rebuilt cells as committed (no second read of the table).
+    drift, by_cat = counts_rebuild_from(arrays)
     COUNT_DRIFT.inc(drift["votes_drift"])
-    version = selectors.counts_version()
-    by_cat = selectors.counts_by_category()
     timings["rebuild_counts"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pks_seen = set(np.unique(np.concatenate([arrays.model_a, arrays.model_b])).tolist())
+    rated = arrays if bool(arrays.anonymous.all()) else arrays.select(arrays.anonymous)
+    pks_seen = set(np.unique(np.concatenate([rated.model_a, rated.model_b])).tolist())
     arena_pks = set(LLM.objects.for_arena().values_list("pk", flat=True))
     llms = selectors.models_by_id(sorted(pks_seen | arena_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
-    fits: list[_Fit] = []
+    fits: list[tuple[_Fit, int]] = []
     warnings: list[str] = []
-    for cat, mask in arrays.categories.items():
-        flagged = int((mask & arrays.flagged).sum())
-        counted = mask & ~arrays.flagged
+    for cat, mask in rated.categories.items():
+        flagged = int((mask & rated.flagged).sum())
+        counted = mask & ~rated.flagged
+        version = by_cat[cat].total if cat in by_cat else 0
         if cat in by_cat:
             board, pks = _fit_counts(by_cat[cat], slugs)
-            fits.append(_Fit(cat, False, board, pks, flagged))
+            fits.append((_Fit(cat, False, board, pks, flagged), version))
         if counted.sum() == 0:
             continue
         try:
-            board, pks = _fit_votes(arrays, counted, slugs, style=True)
+            board, pks = _fit_votes(rated, counted, slugs, style=True)
         except (RatingError, np.linalg.LinAlgError) as exc:
             warnings.append(f"style control for {cat}: {exc}")
             continue
-        fits.append(_Fit(cat, True, board, pks, flagged))
+        fits.append((_Fit(cat, True, board, pks, flagged), version))
     if not by_cat:
-        fits.append(_Fit("all", False, _empty_board(), [], int(arrays.flagged.sum())))
+        fits.append((_Fit("all", False, _empty_board(), [], int(rated.flagged.sum())), 0))
     timings["fit"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    snaps = [_snapshot(f, trigger="full", version=version, llms=llms) for f in fits]
-    annotation = _annotation_snapshots(version)
+    snaps = [_snapshot(f, trigger="full", version=v, llms=llms) for f, v in fits]
+    version_all = by_cat["all"].total if "all" in by_cat else 0
+    annotation = _annotation_snapshots(version_all)
     _write(snaps + annotation, kind="full")
-    plain_all = next((f for f in fits if f.category == "all" and not f.style_control), None)
+    plain_all = next((f for f, _ in fits if f.category == "all" and not f.style_control), None)
     n_weights = sampling_weights_write(by_cat.get("all"), plain_all, sorted(arena_pks))
     timings["write"] = time.perf_counter() - t
     return {
-        "votes": int(arrays.vote_id.size),
+        "votes": int(rated.size),
         "newly_flagged": newly_flagged,
         "drift": drift,
         "snapshots": len(snaps) + len(annotation),
-        "categories": sorted({f.category for f in fits}, key=selectors.category_sort_key),
+        "categories": sorted({f.category for f, _ in fits}, key=selectors.category_sort_key),
         "pair_weights": n_weights,
         "warnings": warnings,
         "timings": {k: round(v, 3) for k, v in timings.items()},

@@ -65,9 +65,10 @@ def battle(
 
 def vote(bt: Battle, winner: str, *, flags: list[str] | None = None, voter: str = "") -> Vote:
     with transaction.atomic():
-        v = Vote.objects.create(
-            battle=bt, winner=winner, voter=voter or bt.voter, turns=1, flags=flags or []
-        )
+        v = Vote(battle=bt, winner=winner, voter=voter or bt.voter, turns=1, flags=flags or [])
+        # As arena.services.vote_cast does: the conversation's style totals on the vote.
+        v.set_style_from(list(Response.objects.filter(turn__battle=bt)))
+        v.save(force_insert=True)
         Battle.objects.filter(pk=bt.pk).update(state=Battle.State.VOTED)
         counts_add_vote(v)
     return v

@@ -46,8 +46,15 @@ def test_refresh_does_nothing_until_a_new_vote_is_counted(arena_votes):
     assert services.leaderboard_refresh() == []
     f.vote(f.battle(a, b), "b")
     written = services.leaderboard_refresh()
-    assert {s.category for s in written} == {"all", "coding", "lang:de"}
+    # Only the categories the new vote counts in are refitted (here "all").
+    assert {s.category for s in written} == {"all"}
     assert selectors.snapshot_latest().votes_counted == 18
+    assert selectors.snapshot_latest(category="coding").votes_counted == 8
+    f.vote(f.battle(a, b, categories=["all", "coding"]), "a")
+    written = services.leaderboard_refresh()
+    assert {s.category for s in written} == {"all", "coding"}
+    assert selectors.snapshot_latest(category="coding").votes_counted == 9
+    assert services.leaderboard_refresh(force=True)
 
 
 def test_empty_arena_gets_an_empty_overall_snapshot_once(db):
