@@ -218,6 +218,24 @@ def pg_copy_baseline() -> tuple[int, float]:
         return n, time.perf_counter() - t
 
 
+def python_fetch_baseline() -> tuple[int, float]:
+    """The same rows through a psycopg named cursor into Python, doing nothing with them: the
+    floor for any Python exporter (our export adds pairing, scrub, format, encode, write)."""
+    from django.db import connection, transaction
+
+    from preferences.selectors import arena_turn_rows
+
+    sql, params = arena_turn_rows(filters_for_bench()).query.sql_with_params()
+    with transaction.atomic():
+        connection.ensure_connection()
+        with connection.connection.cursor(name="bench_fetch") as cur:
+            cur.itersize = 2000
+            t = time.perf_counter()
+            cur.execute(sql, params)
+            n = sum(1 for _ in cur)
+            return n, time.perf_counter() - t
+
+
 def child_export(file_format: str, fmt: str) -> None:
     """Run in a fresh process: one release build exactly as the Celery task runs it."""
     setup_django()
@@ -328,6 +346,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=200)
     parser.add_argument("--child")
     parser.add_argument("--format", default="arena_battles")
+    parser.add_argument("--no-exports", action="store_true", help="baselines and API only")
     args = parser.parse_args()
     if args.child:
         child_export(args.child, args.format)
@@ -344,13 +363,21 @@ def main() -> None:
     rows, seconds = pg_copy_baseline()
     print(f"{'PostgreSQL COPY (same join) TO STDOUT':44s} {rows:>9,} rows {seconds:6.2f} s "
           f"{rows / seconds:>10,.0f} rows/s   (physical limit)")  # fmt: skip
+    rows, seconds = python_fetch_baseline()
+    print(f"{'psycopg named cursor -> Python, no work':44s} {rows:>9,} rows {seconds:6.2f} s "
+          f"{rows / seconds:>10,.0f} rows/s   (floor for a Python exporter)")  # fmt: skip
     budget_ok = True
-    for file_format, fmt in [
-        ("jsonl", "arena_battles"),
-        ("jsonl", "trl_standard"),
-        ("parquet", "arena_battles"),
-        ("jsonl.gz", "trl_conversational"),
-    ]:
+    exports = (
+        []
+        if args.no_exports
+        else [
+            ("jsonl", "arena_battles"),
+            ("jsonl", "trl_standard"),
+            ("parquet", "arena_battles"),
+            ("jsonl.gz", "trl_conversational"),
+        ]
+    )
+    for file_format, fmt in exports:
         r = run_child(file_format, fmt)
         rate = r["rows"] / r["seconds"]
         ok = rate >= 50_000 and r["peak_mb"] <= 300
