@@ -165,9 +165,12 @@ def _matrices(board: Leaderboard) -> dict[str, Any]:
 
     def reorder(matrix: np.ndarray, *, as_int: bool = False) -> list[list[Any]]:
         sub = np.asarray(matrix)[np.ix_(order, order)]
-        out = sub.astype(np.int64 if as_int else np.float64).astype(object)
-        if not as_int:
-            out[~np.isfinite(sub.astype(np.float64))] = None
+        if as_int:
+            out = sub.astype(np.int64).astype(object)
+        else:  # rates to 1e-6: a third of the JSON of full doubles, far below any display
+            sub = sub.astype(np.float64)
+            out = np.round(sub, 6).astype(object)
+            out[~np.isfinite(sub)] = None
         np.fill_diagonal(out, None)
         return out.tolist()
 
@@ -205,16 +208,23 @@ def _write(snapshots: list[LeaderboardSnapshot], *, kind: str) -> list[Leaderboa
     """Store snapshots, prune old ones per view, push to open pages after commit."""
     with transaction.atomic():
         LeaderboardSnapshot.objects.bulk_create(snapshots)
-        for snap in snapshots:
-            old = list(
-                LeaderboardSnapshot.objects.filter(
-                    source=snap.source, category=snap.category, style_control=snap.style_control
-                )
-                .order_by("-computed_at", "-id")
-                .values_list("id", flat=True)[KEEP_SNAPSHOTS:]
-            )
-            if old:
-                LeaderboardSnapshot.objects.filter(id__in=old).delete()
+        views = {(s.source, s.category, s.style_control) for s in snapshots}
+        seen: dict[tuple[str, str, bool], int] = {}
+        existing = (
+            LeaderboardSnapshot.objects.filter(category__in={v[1] for v in views})
+            .order_by("-computed_at", "-id")
+            .values_list("id", "source", "category", "style_control")
+        )
+        old = []
+        for pk, source, category, style in existing:  # one query for every view written
+            view = (source, category, style)
+            if view not in views:
+                continue
+            seen[view] = seen.get(view, 0) + 1
+            if seen[view] > KEEP_SNAPSHOTS:
+                old.append(pk)
+        if old:
+            LeaderboardSnapshot.objects.filter(id__in=old).delete()
         payload = [
             (s.source, s.category, s.style_control, s.computed_at.isoformat()) for s in snapshots
         ]

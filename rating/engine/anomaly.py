@@ -66,7 +66,11 @@ def detect_anomalous_voters(
     won = ((o == Outcome.A) & a_lo) | ((o == Outcome.B) & ~a_lo)
     lost = ((o == Outcome.B) & a_lo) | ((o == Outcome.A) & ~a_lo)
     cls = np.where(won, 2, np.where(lost, 0, 1))
-    _, pair = np.unique(lo * (max(a.max(), b.max()) + 1) + hi, return_inverse=True)
+    top = int(max(a.max(), b.max())) + 1
+    if int(min(a.min(), b.min())) >= 0 and top * top <= 4_000_000:  # dense pair index, no sort
+        pair = lo * top + hi
+    else:
+        _, pair = np.unique(lo * top + hi, return_inverse=True)
     _, vp = np.unique(vidx * (pair.max() + 1) + pair, return_inverse=True)
     all_counts = np.bincount(pair * 3 + cls, minlength=(pair.max() + 1) * 3).reshape(-1, 3)
     own = np.bincount(vp * 3 + cls, minlength=(vp.max() + 1) * 3).reshape(-1, 3)

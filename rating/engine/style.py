@@ -143,7 +143,7 @@ def fit_style(
     eta = linear(theta, beta)
     current = loglik(eta)
     converged, it = False, 0
-    grad = neg_h = wr = None
+    neg_h = wr = None
     for it in range(1, max_iter + 1):  # noqa: B007 (reported)
         grad, neg_h, wr = derivatives(eta)
         step = gauge_inverse(neg_h, m, 0.0) @ grad
@@ -162,7 +162,10 @@ def fit_style(
     theta = theta - theta.mean()
 
     # Sandwich H^-1 G H^-1 with G from the per-vote scores w (y - p) (x, z), at the estimate.
-    _, neg_h, wr = derivatives(eta)
+    # After convergence the last derivatives were taken less than `tol` away from it (equal
+    # to ~1e-9 relative), so one more pass over the votes would change nothing.
+    if not converged or neg_h is None or wr is None:
+        _, neg_h, wr = derivatives(eta)
     h_inv = gauge_inverse(neg_h, m, 0.0)
     g, _ = _blocks(pair_sums, za, wr * wr, m)
     cov_active = h_inv @ g @ h_inv
