@@ -293,13 +293,9 @@ def _arrays_postgresql(ids: list[int] | None) -> VoteArrays:
         )
     if not vrows or not brows:
         return _assemble_empty()
-    v = [np.concatenate([int_array(r[k]) for r in vrows]) for k in range(len(cols))]
-    bt = [np.concatenate([int_array(r[k]) for r in brows]) for k in range(len(bcols))]
-    order = np.argsort(bt[0], kind="stable")
-    bid = bt[0][order]
-    pos = np.minimum(np.searchsorted(bid, v[1]), bid.size - 1)
-    found = bid[pos] == v[1]
-    row = order[pos][found]
+    v = _columns(vrows, len(cols))
+    bt = _columns(brows, len(bcols))
+    row, found = _join(bt[0], v[1])
     # The low bit of the category-list hash carries "named battle".
     named = (bt[2] & 1) == 1
     cat_hash = bt[2] >> 1
@@ -321,7 +317,32 @@ def _arrays_postgresql(ids: list[int] | None) -> VoteArrays:
     )  # fmt: skip
 
 
-READ_THREADS = 2  # id ranges read at once per table (PostgreSQL backends work in parallel)
+def _columns(rows: list[Any], n: int) -> list[NDArray[np.int64]]:
+    """Concatenate array rows (groups of ids) in id order: mostly sorted output, cheap."""
+    parts = [[int_array(r[k]) for k in range(n)] for r in rows]
+    parts.sort(key=lambda p: int(p[0][0]) if p[0].size else 0)
+    return [np.concatenate([p[k] for p in parts]) for k in range(n)]
+
+
+def _join(keys: NDArray[np.int64], wanted: NDArray[np.int64]) -> tuple[NDArray, NDArray]:
+    """Positions in ``keys`` (unique ids) of each ``wanted`` id, and which ones exist."""
+    lo, hi = int(keys.min()), int(keys.max())
+    if hi - lo < 4 * keys.size + 1024:  # dense ids (the usual case): a lookup table
+        lookup = np.full(hi - lo + 1, -1, dtype=np.int64)
+        lookup[keys - lo] = np.arange(keys.size)
+        inside = (wanted >= lo) & (wanted <= hi)
+        pos = np.full(wanted.size, -1, dtype=np.int64)
+        pos[inside] = lookup[wanted[inside] - lo]
+        found = pos >= 0
+        return pos[found], found
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    pos = np.minimum(np.searchsorted(sorted_keys, wanted), keys.size - 1)
+    found = sorted_keys[pos] == wanted
+    return order[pos][found], found
+
+
+READ_THREADS = 4  # id ranges read at once per table: server-side work overlaps with decoding
 
 
 def _read_split(vote_sql: str, battle_sql: str) -> tuple[list[Any], list[Any]]:
@@ -461,7 +482,7 @@ def _assemble(
         return x if order is None else x[order]
 
     cat_code = o(cat_code)
-    style = np.nan_to_num(o(style)) if n else np.zeros((0, 8))
+    style = o(style) if n else np.zeros((0, 8))
     # A category mask from the (few) distinct category lists: one lookup per vote.
     masks = {"all": np.ones(n, dtype=bool)}
     for c in sorted({c for cs in cat_values for c in cs} - {"all"}):
