@@ -6,7 +6,8 @@ Uses its own database (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0
 pa_rating_bench) and Redis DB 3 (BENCH_REDIS_URL). Data is generated once with COPY and reused
 while it has the requested size. Prints our figures next to baselines from the same run:
 - full recompute (read votes, anomaly test, count rebuild, plain + style fits for every
-  category, snapshots, sampling weights) vs a naive fit that reads every vote through the ORM
+  category, snapshots, sampling weights; style features come from the votes' own per-side
+  totals, so no turns or responses are generated) vs a naive fit that reads every vote through the ORM
   for the overall board only;
 - a new vote visible in the BT leaderboard, through a real Celery worker with beat (the periodic
   refresh reads only the counts table), vs the naive per-vote refit time.
@@ -66,7 +67,6 @@ def generate(n_votes: int, n_models: int) -> None:
     import numpy as np
     from django.db import connection
 
-    from arena.counts import counts_rebuild
     from arena.models import LLM, Battle, Provider, Response, Turn, Vote, VoteCount
     from rating.models import LeaderboardSnapshot
 
@@ -133,7 +133,9 @@ def generate(n_votes: int, n_models: int) -> None:
                 f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))"
             )
             cur.execute(f"ANALYZE {t}")
-    counts_rebuild()
+    from rating import selectors, services
+
+    services.counts_rebuild_from(selectors.arena_vote_arrays())
     print(f"generated {n_votes:,} votes over {n_models} models in {time.perf_counter() - t0:.1f} s")
 
 

@@ -20,12 +20,12 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from arena.counts import counts_rebuild
 from arena.models import LLM, Battle, Provider, Response, Turn, Vote
 from arena.text import battle_categories, looks_like_code, style_features
 from rating.engine.data import OUTCOME_LABELS, InvalidVoteError, Outcome, UnknownOutcomeError
 from rating.engine.io import read_records
-from rating.selectors import LANGUAGE_NAMES
+from rating.selectors import LANGUAGE_NAMES, arena_vote_arrays
+from rating.services import counts_rebuild_from
 
 NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-4f5e-9c7d-1a2b3c4d5e6f")
 WINNERS = {Outcome.A: "a", Outcome.B: "b", Outcome.TIE: "tie", Outcome.BOTH_BAD: "both_bad"}
@@ -152,7 +152,7 @@ def battles_import(*, path: str | Path) -> dict[str, int]:
         if todo:
             _create(todo, llms)
             created += len(todo)
-    drift = counts_rebuild()
+    drift, _ = counts_rebuild_from(arena_vote_arrays())
     return {
         "rows": len(rows),
         "created": created,

@@ -50,6 +50,13 @@ def test_import_keeps_conversations_and_tags_categories(capsys):
     responses = {r.side: r for r in battle.turns.get().responses.all()}
     assert responses["a"].header_count == 1 and responses["a"].list_count == 2
     assert responses["a"].bold_count == 1
+    # The vote carries the conversation's per-side totals (what style control reads).
+    vote = battle.vote
+    for side in "ab":
+        for name in Vote.STYLE_FIELDS:
+            total = sum(getattr(r, name) for r in battle.turns.get().responses.filter(side=side))
+            assert getattr(vote, f"{side}_{name}") == total
+    assert vote.a_header_count == 1 and vote.a_list_count == 2 and vote.a_length > 0
 
 
 @pytest.mark.django_db
