@@ -42,6 +42,7 @@ os.environ.update(
     LOG_JSON="0",
     LOG_LEVEL="WARNING",
     API_THROTTLE_USER="1000000/min",
+    API_THROTTLE_TOKEN="1000000/min",
 )
 os.environ.pop("REDIS_URL", None)
 

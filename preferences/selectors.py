@@ -427,9 +427,21 @@ def arena_turn_rows(
     )
 
 
+_JSON_LISTS: dict[str, tuple[Any, ...]] = {}
+
+
 def _json_list(value: Any) -> list[Any]:
-    if isinstance(value, str):  # raw cursor: Django leaves jsonb as text for from_db_value
-        value = json.loads(value)
+    """A JSON list column as a list; the raw cursor gives jsonb as text (Django's loader).
+
+    Flags and categories take few distinct values: each text is decoded once per process.
+    """
+    if isinstance(value, str):
+        decoded = _JSON_LISTS.get(value)
+        if decoded is None:
+            decoded = tuple(json.loads(value) or ())
+            if len(_JSON_LISTS) < 10_000:
+                _JSON_LISTS[value] = decoded
+        return list(decoded)
     return list(value or [])
 
 

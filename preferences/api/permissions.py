@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +22,8 @@ class IsResearcher(permissions.BasePermission):
 class TokenRateThrottle(throttling.SimpleRateThrottle):
     """A budget per API token (sessions: per user), so one leaked token cannot starve a team.
 
-    The rate is ``settings.API_THROTTLE_TOKEN`` (default 600/min), read per request.
+    The rate is ``settings.API_THROTTLE_TOKEN`` or the ``API_THROTTLE_TOKEN`` environment
+    variable (default 600/min), read per request.
     """
 
     scope = "token"
@@ -30,7 +32,9 @@ class TokenRateThrottle(throttling.SimpleRateThrottle):
         pass
 
     def get_rate(self) -> str:
-        return getattr(settings, "API_THROTTLE_TOKEN", "600/min")
+        return getattr(settings, "API_THROTTLE_TOKEN", None) or os.environ.get(
+            "API_THROTTLE_TOKEN", "600/min"
+        )
 
     def allow_request(self, request: Any, view: Any) -> bool:
         self.rate = self.get_rate()
