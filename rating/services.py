@@ -1,10 +1,14 @@
 """Leaderboard writes: snapshots from the counts (live) and the periodic full recompute.
 
-``leaderboard_refresh`` is cheap: it reads only the counts table (O(categories x pairs)) and
-fits plain Bradley-Terry; it runs every few seconds and does nothing unless the counts changed.
-``leaderboard_recompute_full`` reads every vote once: it flags anomalous voters, rebuilds the
-counts (applying late flags, reporting drift), fits plain and style-controlled boards for every
-category, the annotation source when there is one, and the active-sampling weights.
+``leaderboard_refresh`` is cheap: one GROUP BY over the counts table finds the categories whose
+counts changed; only their cells are read and refitted (plain Bradley-Terry). It runs every few
+seconds and does nothing unless a vote was counted.
+``leaderboard_recompute_full`` reads every vote once (one row per vote: the votes carry their
+conversation's style features), flags anomalous voters, rebuilds the counts from those arrays
+(applying late flags, reporting drift, writing only differences under a short lock), fits plain
+and style-controlled boards for every category, the annotation source when there is one, and
+the active-sampling weights. At 1M votes it takes seconds, most of it the read and the style
+fits; see bench/rating_db.py.
 """
 
 from __future__ import annotations
