@@ -274,13 +274,13 @@ def ranking_from_annotation(raw: Any) -> Ranking:
         )
     ranks = _get(raw, "ranks", None)
     if ranks is None:  # groups of response indices, best first; a group of several is a tie
-        position_of_index = {
+        position_of_index: dict[Any, int] = {
             _get(r, "index", i): i for i, r in enumerate(_get(raw, "responses", []))
         }
         ranks = [0] * len(responses)
         for rank, group in enumerate(_get(raw, "ranking", None) or [], start=1):
             for idx in group if isinstance(group, (list, tuple)) else [group]:
-                ranks[position_of_index.get(idx, idx)] = rank
+                ranks[position_of_index.get(idx, int(idx))] = rank
     return Ranking(
         pk=int(_get(raw, "annotation_id", None) or _get(raw, "pk", None) or _get(raw, "id", 0)),
         prompts=prompts,

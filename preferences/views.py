@@ -87,7 +87,7 @@ def release_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     """The release page; under htmx, only its status row (polled while it builds)."""
     release = _get_release_for_viewer(request, public_id)
     context = {"release": release, "links": _links(release)}
-    if request.htmx:
+    if getattr(request, "htmx", False):
         return render(request, "preferences/releases.html#release-row", context)
     return render(request, "preferences/release_detail.html", context)
 
@@ -122,12 +122,12 @@ def token_settings(request: HttpRequest) -> HttpResponse:
     secret = None
     if request.method == "POST" and form.is_valid():
         try:
-            token, secret = services.token_create(user=request.user, **form.cleaned_data)
+            token, secret = services.token_create(user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
         except ApplicationError as exc:
             form.add_error(None, exc.message)
         else:
             form = TokenForm()
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = ApiToken.objects.filter(user=request.user)  # type: ignore[misc]
     return render(
         request,
         "preferences/tokens.html",
@@ -140,7 +140,7 @@ def token_settings(request: HttpRequest) -> HttpResponse:
 @require_POST
 def token_revoke(request: HttpRequest, public_id: str) -> HttpResponse:
     try:
-        token = services.token_revoke(user=request.user, public_id=public_id)
+        token = services.token_revoke(user=request.user, public_id=public_id)  # type: ignore[arg-type]
     except ApplicationError as exc:
         raise Http404(exc.message) from exc
     messages.success(request, f"Token {token.name} revoked.")

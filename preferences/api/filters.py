@@ -13,7 +13,7 @@ from preferences.selectors import OUTCOMES, SOURCES, PairFilters
 
 
 class CsvField(forms.CharField):
-    def to_python(self, value: Any) -> list[str]:
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]
         text = super().to_python(value)
         return [v.strip() for v in text.split(",") if v.strip()] if text else []
 
