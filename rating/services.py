@@ -17,6 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -521,45 +522,64 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
     t = time.perf_counter()
     newly_flagged = votes_flag_anomalous(arrays) if detect_anomalies else 0
     timings["anomaly"] = time.perf_counter() - t
-    t = time.perf_counter()
-    # The plain fits use the rebuilt cells as committed (no second read of the table).
-    drift, by_cat = counts_rebuild_from(arrays)
-    COUNT_DRIFT.inc(drift["votes_drift"])
-    timings["rebuild_counts"] = time.perf_counter() - t
 
-    t = time.perf_counter()
     rated = arrays if bool(arrays.anonymous.all()) else arrays.select(arrays.anonymous)
     pks_seen = set(np.unique(np.concatenate([rated.model_a, rated.model_b])).tolist())
     arena_pks = set(LLM.objects.for_arena().values_list("pk", flat=True))
     llms = selectors.models_by_id(sorted(pks_seen | arena_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
-    fits: list[tuple[_Fit, int]] = []
-    warnings: list[str] = []
-    for cat, mask in rated.categories.items():
-        flagged = int((mask & rated.flagged).sum())
-        counted = mask & ~rated.flagged
-        version = by_cat[cat].total if cat in by_cat else 0
-        if cat in by_cat:
-            board, pks = _fit_counts(by_cat[cat], slugs)
-            fits.append((_Fit(cat, False, board, pks, flagged), version))
-        if counted.sum() == 0:
-            continue
-        try:
-            board, pks = _fit_votes(rated, counted, slugs, style=True)
-        except (RatingError, np.linalg.LinAlgError) as exc:
-            warnings.append(f"style control for {cat}: {exc}")
-            continue
-        fits.append((_Fit(cat, True, board, pks, flagged), version))
-    if not by_cat:
-        fits.append((_Fit("all", False, _empty_board(), [], int(rated.flagged.sum())), 0))
+    flagged = {cat: int((mask & rated.flagged).sum()) for cat, mask in rated.categories.items()}
+
+    # The style fits need only the vote arrays (flags applied), not the counts: they run in a
+    # worker thread (numpy, no database) while this thread rebuilds the counts, which mostly
+    # waits on PostgreSQL. "fit" below is the fitting time left after the rebuild.
+    def style_fits() -> tuple[list[_Fit], list[str], float]:
+        start = time.perf_counter()
+        out, problems = [], []
+        with one_blas_thread():
+            for cat, mask in rated.categories.items():
+                counted = mask & ~rated.flagged
+                if not counted.any():
+                    continue
+                try:
+                    board, pks = _fit_votes(rated, counted, slugs, style=True)
+                except (RatingError, np.linalg.LinAlgError) as exc:
+                    problems.append(f"style control for {cat}: {exc}")
+                    continue
+                out.append(_Fit(cat, True, board, pks, flagged[cat]))
+        return out, problems, time.perf_counter() - start
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        styled = pool.submit(style_fits)
+        t = time.perf_counter()
+        # The plain fits use the rebuilt cells as committed (no second read of the table).
+        drift, by_cat = counts_rebuild_from(arrays)
+        COUNT_DRIFT.inc(drift["votes_drift"])
+        timings["rebuild_counts"] = time.perf_counter() - t
+        t = time.perf_counter()
+        fits: list[_Fit] = []
+        for cat, cc in by_cat.items():
+            board, pks = _fit_counts(cc, slugs)
+            fits.append(_Fit(cat, False, board, pks, flagged.get(cat, 0)))
+        if not by_cat:
+            fits.append(_Fit("all", False, _empty_board(), [], int(rated.flagged.sum())))
+        style_boards, warnings, style_seconds = styled.result()
+        fits += style_boards
     timings["fit"] = time.perf_counter() - t
+    timings["style_fits_overlapped"] = style_seconds
 
     t = time.perf_counter()
-    snaps = [_snapshot(f, trigger="full", version=v, llms=llms) for f, v in fits]
+    snaps = [
+        _snapshot(
+            f, trigger="full", version=by_cat[f.category].total if f.category in by_cat else 0,
+            llms=llms,
+        )
+        for f in fits
+    ]  # fmt: skip
     version_all = by_cat["all"].total if "all" in by_cat else 0
     annotation = _annotation_snapshots(version_all)
     _write(snaps + annotation, kind="full")
-    plain_all = next((f for f, _ in fits if f.category == "all" and not f.style_control), None)
+    plain_all = next((f for f in fits if f.category == "all" and not f.style_control), None)
     n_weights = sampling_weights_write(by_cat.get("all"), plain_all, sorted(arena_pks))
     timings["write"] = time.perf_counter() - t
     return {
@@ -567,7 +587,7 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
         "newly_flagged": newly_flagged,
         "drift": drift,
         "snapshots": len(snaps) + len(annotation),
-        "categories": sorted({f.category for f, _ in fits}, key=selectors.category_sort_key),
+        "categories": sorted({f.category for f in fits}, key=selectors.category_sort_key),
         "pair_weights": n_weights,
         "warnings": warnings,
         "timings": {k: round(v, 3) for k, v in timings.items()},
