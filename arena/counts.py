@@ -32,6 +32,11 @@ _UPSERT = (
 )
 
 
+def _upsert_sql(n: int) -> str:
+    values = ", ".join(["(%s, %s, %s, %s, 1)"] * n)
+    return _UPSERT.replace("VALUES (%s, %s, %s, %s, 1)", f"VALUES {values}")
+
+
 def vote_counts(vote: Vote) -> bool:
     """Whether ``vote`` belongs in the counts: anonymous battles, no flag."""
     return not vote.flags and vote.battle.mode == Battle.Mode.ANONYMOUS
@@ -50,11 +55,11 @@ def counts_add_vote(vote: Vote) -> None:
         return
     battle = vote.battle
     categories = sorted({"all", *(str(c) for c in (battle.categories or []))})
+    rows = [(c, battle.model_a_id, battle.model_b_id, vote.winner) for c in categories]
+    # One statement for all the vote's categories (each cell appears once, so the multi-row
+    # upsert never touches a row twice).
     with connection.cursor() as cursor:
-        cursor.executemany(
-            _UPSERT,
-            [(c, battle.model_a_id, battle.model_b_id, vote.winner) for c in categories],
-        )
+        cursor.execute(_upsert_sql(len(rows)), [value for row in rows for value in row])
 
 
 def _recount_sql() -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -316,7 +317,7 @@ class Vote(models.Model):
 
     STYLE_FIELDS = ("length", "header_count", "list_count", "bold_count")
 
-    def set_style_from(self, responses: list[Response]) -> None:
+    def set_style_from(self, responses: Sequence[Any]) -> None:
         """Sum each side's style features over the conversation's responses."""
         for name in self.STYLE_FIELDS:
             for side in "ab":
