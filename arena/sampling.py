@@ -32,6 +32,12 @@ def provider_available(name: str) -> bool:
     return not (circuit_open_here(name) or cache.get(CIRCUIT_KEY.format(name)))
 
 
+def _available_now(names: set[str]) -> Callable[[str], bool]:
+    """Circuit state of several providers in one cache round trip."""
+    marked = cache.get_many([CIRCUIT_KEY.format(n) for n in names])
+    return lambda name: not (circuit_open_here(name) or CIRCUIT_KEY.format(name) in marked)
+
+
 class NoModelsAvailable(ApplicationError):
     code = "no_models"
     status = 503
@@ -83,6 +89,8 @@ def pick_pair(
         cached_models, cached_weights = _registry()
         models = cached_models if models is None else models
         pair_weights = cached_weights if pair_weights is None else pair_weights
+    if available is provider_available:
+        available = _available_now({m.provider.name for m in models})
     models = [m for m in models if m.sampling_weight > 0 and available(m.provider.name)]
     if len(models) < 2:
         raise NoModelsAvailable("Fewer than two models are available right now; try again soon.")

@@ -98,8 +98,10 @@ def battle_start(
 ) -> Battle:
     """Start a battle with its first turn; the two generations start after commit."""
     text = _clean_prompt(prompt)
-    limits.hit("battle", voter, limit=settings.ARENA_BATTLES_PER_MINUTE, window=60)
-    limits.hit("battle-ip", ip_key(ip), limit=settings.ARENA_BATTLES_PER_MINUTE_PER_IP, window=60)
+    limits.check(
+        limits.Limit("battle", voter, settings.ARENA_BATTLES_PER_MINUTE),
+        limits.Limit("battle-ip", ip_key(ip), settings.ARENA_BATTLES_PER_MINUTE_PER_IP),
+    )
     moderation.moderate(text)
     if mode == Battle.Mode.NAMED:
         if not model_a or not model_b or model_a == model_b:
@@ -287,9 +289,9 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
             existing = getattr(battle, "vote", None)
             if existing is not None:
                 return existing, False
-            limits.hit("vote", voter, limit=settings.ARENA_VOTES_PER_MINUTE, window=60)
-            limits.hit(
-                "vote-ip", ip_key(ip), limit=settings.ARENA_VOTES_PER_MINUTE_PER_IP, window=60
+            limits.check(
+                limits.Limit("vote", voter, settings.ARENA_VOTES_PER_MINUTE),
+                limits.Limit("vote-ip", ip_key(ip), settings.ARENA_VOTES_PER_MINUTE_PER_IP),
             )
             responses = [
                 _VoteResponse(*row)
