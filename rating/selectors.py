@@ -554,19 +554,41 @@ def head_to_head(llm: LLM, *, category: str = "all") -> list[dict[str, Any]]:
 
 
 def annotation_pairs() -> tuple[list[int], list[int], list[int], list[float]] | None:
-    """Pairs expanded from annotators' rankings, or None while the annotations app has none.
+    """Pairs expanded from annotators' accepted rankings, or None when there are none.
 
-    Contract expected from ``annotations.selectors.ranking_pairs_for_rating()``: an iterable of
-    (better_llm_id, worse_llm_id, outcome 0 = first better / 2 = tie, weight) where weight is
-    1 / (K - 1) times the annotator's trust. Those pairs are fitted on their own and written
-    as ``source="annotation"`` snapshots, never mixed into the arena numbers.
+    A ranking of K responses becomes its K(K-1)/2 pairs between registered models (responses
+    without a source model, or two from the same model, are skipped): the better-ranked model
+    first with outcome 0, or outcome 2 for responses tied in one group. Each pair weighs
+    ``trust / (K - 1)``, so one annotation counts about as much as one arena vote per model,
+    scaled by how much the annotator is trusted. Fitted on their own and written as
+    ``source="annotation"`` snapshots, never mixed into the arena numbers.
     """
-    try:
-        from annotations.selectors import ranking_pairs_for_rating  # type: ignore[import-not-found]
-    except ImportError:
+    from annotations.selectors import accepted_rankings
+
+    a: list[int] = []
+    b: list[int] = []
+    o: list[int] = []
+    w: list[float] = []
+    for ranking in accepted_rankings():
+        llm_of = {r["index"]: r.get("llm_id") for r in ranking["responses"]}
+        k = len(ranking["responses"])
+        if k < 2:
+            continue
+        weight = float(ranking.get("trust") or 0.0) / (k - 1)
+        if weight <= 0:
+            continue
+        groups = [[llm_of.get(i) for i in group] for group in ranking["ranking"]]
+        for gi, group in enumerate(groups):
+            for x, first in enumerate(group):
+                # ties inside the group
+                for second in group[x + 1 :]:
+                    if first and second and first != second:
+                        a.append(first), b.append(second), o.append(2), w.append(weight)
+                # wins over every later group
+                for later in groups[gi + 1 :]:
+                    for second in later:
+                        if first and second and first != second:
+                            a.append(first), b.append(second), o.append(0), w.append(weight)
+    if not a:
         return None
-    rows = list(ranking_pairs_for_rating())
-    if not rows:
-        return None
-    a, b, o, w = (list(col) for col in zip(*rows, strict=True))
     return a, b, o, w
