@@ -20,9 +20,10 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import yaml
 
@@ -30,6 +31,7 @@ from preferences.formats import Format, get_format, hf_features
 from preferences.selectors import OUTCOME_BOTH_BAD, OUTCOME_TIE, Pair, Ranking
 
 SPLITS = ("train", "test")
+DEDUP_KEY_BYTES = 12
 FILE_FORMATS = ("jsonl", "jsonl.gz", "parquet")
 PARQUET_ROW_GROUP = 5000
 PARQUET_SETTINGS: dict[str, Any] = {
@@ -45,20 +47,27 @@ CARD_NAME = "README.md"
 
 # --- PII scrubbing --------------------------------------------------------------------------------
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Both patterns use explicit ASCII classes (no \d / \s / \w, whose meaning differs between
+# Python's and PostgreSQL's regex engines and locales): the PostgreSQL export path
+# (preferences.sql_export) runs the very same pattern strings through regexp_replace, and
+# tests/preferences/test_sql_export.py checks both engines agree on a fuzzed corpus.
+EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+_SEP = r"[ \t\n\r\f\v.-]"
 # International or national numbers with separators: +44 20 7946 0958, (555) 123-4567,
 # 555.123.4567, +15551234567. Dates (2024-01-15) and short numbers do not match.
-PHONE = re.compile(
-    r"(?=[+(\d])(?<![\w+(.-])(?:"
-    r"(?:\+\d{1,3}[\s.-]?)?\(\d{1,4}\)[\s.-]?\d{3,4}[\s.-]\d{3,4}"  # +1 (555) 123-4567
-    r"|(?:\+\d{1,3}[\s.-]?)?\d{2,4}[\s.-]\d{3,4}[\s.-]\d{3,4}"  # +44 20 7946 0958
-    r"|\+\d{9,15}"  # +15551234567
-    r")(?![\w]|[.-]\d)"
+PHONE_PATTERN = (
+    r"(?=[+(0-9])(?<![A-Za-z0-9_+(.-])(?:"
+    r"(?:\+[0-9]{1,3}" + _SEP + r"?)?\([0-9]{1,4}\)" + _SEP + r"?[0-9]{3,4}" + _SEP + r"[0-9]{3,4}"
+    r"|(?:\+[0-9]{1,3}" + _SEP + r"?)?[0-9]{2,4}" + _SEP + r"[0-9]{3,4}" + _SEP + r"[0-9]{3,4}"
+    r"|\+[0-9]{9,15}"
+    r")(?![A-Za-z0-9_]|[.-][0-9])"
 )
+EMAIL = re.compile(EMAIL_PATTERN)
+PHONE = re.compile(PHONE_PATTERN)
 
 
 # Every phone pattern above has a run of three digits: texts without one skip the slow regex.
-_THREE_DIGITS = re.compile(r"\d{3}")
+_THREE_DIGITS = re.compile(r"[0-9]{3}")
 
 
 def scrub(text: str) -> str:
@@ -104,6 +113,10 @@ def prompt_key(prompt: str) -> bytes:
     return hashlib.sha256(prompt.strip().encode()).digest()
 
 
+def dedup_key(prompt: str) -> bytes:
+    return prompt_key(prompt)[:DEDUP_KEY_BYTES]
+
+
 def split_of(prompt: str, test_fraction: float) -> str:
     value = int.from_bytes(prompt_key(prompt)[:8], "big") / 2**64
     return "test" if value < test_fraction else "train"
@@ -136,6 +149,8 @@ class _Hashing(io.RawIOBase):
 
 
 class JsonlWriter:
+    """JSON lines: each row is one line of compact JSON (``_encode``) and a newline."""
+
     def __init__(self, path: Path, *, gz: bool) -> None:
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._hashing = _Hashing(self._file)
@@ -144,19 +159,22 @@ class JsonlWriter:
             if gz
             else None
         )
-        self._buffer: list[str] = []
+        self._buffer: list[bytes] = []
         self.rows = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._buffer.append(_encode(row))
+        self.write_line(_encode(row).encode() + b"\n")
+
+    def write_line(self, line: bytes) -> None:
+        """One already encoded line, newline included (the PostgreSQL path hands these)."""
+        self._buffer.append(line)
         self.rows += 1
         if len(self._buffer) >= 1000:
             self._flush()
 
     def _flush(self) -> None:
         if self._buffer:
-            data = ("\n".join(self._buffer) + "\n").encode()
-            (self._gz or self._hashing).write(data)
+            (self._gz or self._hashing).write(b"".join(self._buffer))
             self._buffer = []
 
     def close(self) -> tuple[str, int]:
@@ -168,26 +186,41 @@ class JsonlWriter:
 
 
 class ParquetWriter:
+    """Parquet from the same JSON lines the JSONL writer would write.
+
+    Every ``PARQUET_ROW_GROUP`` lines are parsed by ``pyarrow.json`` against the format's explicit
+    schema and written as one row group, so the Python path and the PostgreSQL path (which hands
+    lines built by PostgreSQL) give byte-identical files, in memory bounded by one row group.
+    """
+
     def __init__(self, path: Path, *, schema: pa.Schema) -> None:
         self._path = path
         self._schema = schema
         self._writer = pq.ParquetWriter(str(path), schema, **PARQUET_SETTINGS)
-        self._rows: list[dict[str, Any]] = []
+        self._lines: list[bytes] = []
+        self._parse = pa_json.ParseOptions(
+            explicit_schema=schema, unexpected_field_behavior="error"
+        )
         self.rows = 0
 
     def write(self, row: dict[str, Any]) -> None:
-        self._rows.append(row)
+        self.write_line(_encode(row).encode() + b"\n")
+
+    def write_line(self, line: bytes) -> None:
+        self._lines.append(line)
         self.rows += 1
-        if len(self._rows) >= PARQUET_ROW_GROUP:
+        if len(self._lines) >= PARQUET_ROW_GROUP:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._rows:
+        if not self._lines:
             return
-        columns = {name: [r.get(name) for r in self._rows] for name in self._schema.names}
-        table = pa.Table.from_pydict(columns, schema=self._schema)
+        data = b"".join(self._lines)
+        read = pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1)
+        table = pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=self._parse)
+        table = table.select(self._schema.names).cast(self._schema).combine_chunks()
         self._writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
-        self._rows = []
+        self._lines = []
 
     def close(self) -> tuple[str, int]:
         self._flush()
@@ -199,6 +232,9 @@ class ParquetWriter:
                 sha.update(chunk)
                 size += len(chunk)
         return sha.hexdigest(), size
+
+
+Writer = JsonlWriter | ParquetWriter
 
 
 # --- the export --------------------------------------------------------------------------------
@@ -223,9 +259,16 @@ class ExportResult:
 
 
 def format_rows(
-    pairs: Iterable[Pair], options: ExportOptions
+    pairs: Iterable[Pair],
+    options: ExportOptions,
+    *,
+    seen_before: Callable[[bytes], bool] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(split, row) for every pair that the format can express, deduplicated if asked."""
+    """(split, row) for every pair that the format can express, deduplicated if asked.
+
+    ``seen_before(key)`` says whether an earlier part of the stream, written elsewhere (the
+    PostgreSQL path's arena rows), already had a prompt with that dedup key.
+    """
     fmt = get_format(options.format)
     seen: set[bytes] = set()
     for pair in pairs:
@@ -235,15 +278,18 @@ def format_rows(
             continue
         prompt = pair.prompts[0]
         if options.dedup_prompts:
-            key = prompt_key(prompt)[:12]
-            if key in seen:
+            key = dedup_key(prompt)
+            if key in seen or (seen_before is not None and seen_before(key)):
                 continue
             seen.add(key)
         yield split_of(prompt, options.test_fraction), fmt.row(pair, options.margin)
 
 
 def rankings_rows(
-    rankings: Iterable[Ranking], options: ExportOptions
+    rankings: Iterable[Ranking],
+    options: ExportOptions,
+    *,
+    seen_before: Callable[[bytes], bool] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(split, row) for the raw rankings format, fed ranking by ranking."""
     fmt = get_format(options.format)
@@ -261,16 +307,31 @@ def rankings_rows(
             )
         prompt = ranking.prompts[0]
         if options.dedup_prompts:
-            key = prompt_key(prompt)[:12]
-            if key in seen:
+            key = dedup_key(prompt)
+            if key in seen or (seen_before is not None and seen_before(key)):
                 continue
             seen.add(key)
         yield split_of(prompt, options.test_fraction), fmt.row(ranking, options.margin)
 
 
+@runtime_checkable
+class LineSource(Protocol):
+    """Rows that arrive already encoded as JSON lines, routed to the split writers by the source
+    itself (``write_into`` returns the number of rows written and calls ``progress`` at every
+    multiple of ``progress_every``)."""
+
+    def write_into(
+        self,
+        writers: dict[str, Writer],
+        *,
+        progress: Callable[[int], None] | None,
+        progress_every: int,
+    ) -> int: ...
+
+
 def write_splits(
     directory: Path,
-    rows: Iterable[tuple[str, dict[str, Any]]],
+    rows: Iterable[tuple[str, dict[str, Any]]] | LineSource,
     options: ExportOptions,
     *,
     progress: Callable[[int], None] | None = None,
@@ -280,7 +341,7 @@ def write_splits(
     fmt: Format = get_format(options.format)
     directory.mkdir(parents=True, exist_ok=True)
     schema = fmt.schema(options.margin)
-    writers: dict[str, JsonlWriter | ParquetWriter] = {}
+    writers: dict[str, Writer] = {}
     for split in SPLITS:
         path = directory / file_name(split, options.file_format)
         if options.file_format == "parquet":
@@ -290,11 +351,14 @@ def write_splits(
     result = ExportResult()
     n = 0
     try:
-        for split, row in rows:
-            writers[split].write(row)
-            n += 1
-            if progress is not None and n % progress_every == 0:
-                progress(n)
+        if isinstance(rows, LineSource):  # lines built by PostgreSQL (preferences.sql_export)
+            n = rows.write_into(writers, progress=progress, progress_every=progress_every)
+        else:
+            for split, row in rows:
+                writers[split].write(row)
+                n += 1
+                if progress is not None and n % progress_every == 0:
+                    progress(n)
     finally:
         for split in SPLITS:
             sha, size = writers[split].close()

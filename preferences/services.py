@@ -5,7 +5,7 @@ import itertools
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from config.background import enqueue
 from config.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from preferences import sql_export
 from preferences.exports import (
     FILE_FORMATS,
     ExportOptions,
@@ -191,10 +192,17 @@ def _release_filters(release: DatasetRelease) -> PairFilters:
     )
 
 
-def release_rows(release: DatasetRelease, *, chunk_size: int = 2000) -> Iterator[Any]:
-    """(split, row) stream of a release, read from its snapshot in the fixed order."""
+def release_rows(release: DatasetRelease, *, chunk_size: int = 2000) -> Iterable[Any]:
+    """(split, row) stream of a release, read from its snapshot in the fixed order.
+
+    On PostgreSQL the arena rows come as JSON lines built by PostgreSQL itself
+    (:class:`preferences.sql_export.SqlRows`, the same bytes as the Python formatter, several
+    times faster); elsewhere (SQLite) from the Python formatter.
+    """
     filters = _release_filters(release)
     options = _export_options(release)
+    if sql_export.available():
+        return sql_export.SqlRows(filters, options)
     if FORMATS[release.format].per_ranking:
         votes = (ranking_from_pair(p) for p in iter_arena_pairs(filters, chunk_size=chunk_size))
         return rankings_rows(itertools.chain(votes, iter_rankings(filters)), options)

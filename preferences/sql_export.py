@@ -1,0 +1,456 @@
+"""The PostgreSQL export path: PostgreSQL builds every output line, Python only routes bytes.
+
+A row-by-row Python exporter cannot reach the export budget (fetching the rows into Python
+tuples alone is slower than it), so on PostgreSQL the arena part of a release is one
+``COPY (SELECT line ...) TO STDOUT``: the per-turn PII scrub (``regexp_replace`` with the very
+pattern strings of :mod:`preferences.exports`), the per-vote grouping of turns, the prompt-hash
+split (sha256 of the stripped first user turn, as ``split_of``), the prompt dedup
+(``DISTINCT ON`` the same key, first vote wins) and the compact JSON of each format
+(``to_json(text)`` escapes exactly as Python's ``json`` with ``ensure_ascii=False``) all run in
+SQL. Each COPY row is the split (``0`` train, ``1`` test) followed by the JSON line; Python
+appends it to the split's writer (JSONL, gzip or Parquet via ``pyarrow.json``).
+
+The output is byte-identical to the Python path (``format_rows`` / ``rankings_rows`` +
+``write_splits``), which stays the path for SQLite; tests/preferences/test_sql_export.py
+compares the two for every format and file format. Annotation rankings (a Python source) are
+appended after the arena rows by the Python formatter, with the dedup keys of the arena rows
+checked in a temporary table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+from django.db import connection
+
+from preferences.exports import (
+    DEDUP_KEY_BYTES,
+    EMAIL_PATTERN,
+    PHONE_PATTERN,
+    SPLITS,
+    ExportOptions,
+    Writer,
+    format_rows,
+    rankings_rows,
+)
+from preferences.formats import get_format
+from preferences.selectors import (
+    ARENA_COLUMNS,
+    OUTCOME_A,
+    OUTCOME_B,
+    SOURCE_ARENA,
+    PairFilters,
+    arena_turn_rows,
+    iter_pairs,
+    iter_rankings,
+)
+
+# What Python's str.strip() removes (str.isspace), for the prompt key's btrim.
+PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+ARENA_KEYS = "prefs_export_arena_keys"
+COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"  # never in a JSON line
+
+
+def available() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def split_threshold(test_fraction: float) -> int:
+    """The smallest 64-bit prefix value ``v`` with ``v / 2**64 >= test_fraction``: a prompt is in
+    ``test`` exactly when its hash prefix is below it (``split_of`` compares floats)."""
+    lo, hi = 0, 2**64
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if mid / 2**64 >= test_fraction:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+# --- SQL building blocks ---------------------------------------------------------------------
+
+
+_NL2 = "E'\\n\\n'"
+
+
+def _j(expr: str) -> str:
+    """A text expression as a JSON string literal (escaped like Python's json)."""
+    return f"to_json({expr})::text"
+
+
+def _user(expr: str) -> str:
+    return f"""'{{"role":"user","content":' || {_j(expr)} || '}}'"""
+
+
+def _assistant(expr: str) -> str:
+    return f"""'{{"role":"assistant","content":' || {_j(expr)} || '}}'"""
+
+
+def _turns(piece: Callable[[str], str], sep: str = "''", where: str = "") -> str:
+    """``piece(i)`` joined over the vote's turns in order (one turn: no subquery)."""
+    cond = f" WHERE {where}" if where else ""
+    many = (
+        f"(SELECT string_agg({piece('g.i')}, {sep} ORDER BY g.i) "
+        f"FROM generate_subscripts(v.ps, 1) AS g(i){cond})"
+    )
+    if where:  # the single-turn case is decided by the caller
+        return many
+    return f"CASE WHEN v.n = 1 THEN {piece('1')} ELSE {many} END"
+
+
+def _conversation(side: str) -> str:
+    body = _turns(lambda i: f"{_user(f'v.ps[{i}]')} || ',' || {_assistant(f'{side}[{i}]')}", "','")
+    return f"'[' || {body} || ']'"
+
+
+def _hh(side: str) -> str:
+    return _turns(lambda i: f"E'\\n\\nHuman: ' || v.ps[{i}] || E'\\n\\nAssistant: ' || {side}[{i}]")
+
+
+def _later_turns(piece: Callable[[str], str]) -> str:
+    """``piece(i)`` over turns 2..n ('' for one turn)."""
+    return f"CASE WHEN v.n = 1 THEN '' ELSE coalesce({_turns(piece, where='g.i > 1')}, '') END"
+
+
+def _json_list(expr: str) -> str:
+    """A jsonb list column as compact JSON (``[]`` for null), like ``json.dumps(list)``."""
+    return (
+        f"CASE WHEN {expr} IS NULL OR {expr} = '[]'::jsonb THEN '[]' "
+        f"ELSE (SELECT '[' || string_agg(e.value::text, ',' ORDER BY e.o) || ']' "
+        f"FROM jsonb_array_elements({expr}) WITH ORDINALITY AS e(value, o)) END"
+    )
+
+
+def _py_float(expr: str) -> str:
+    """A float8 as Python's repr writes it (shortest round-trip digits, '.0' when integral)."""
+    return (
+        f"(SELECT CASE WHEN f.t ~ '[.eEnN]' THEN f.t ELSE f.t || '.0' END "
+        f"FROM (SELECT ({expr})::float8::text AS t) AS f)"
+    )
+
+
+def _iso_utc(expr: str) -> str:
+    """``datetime.astimezone(UTC).isoformat()``: microseconds only when not zero."""
+    utc = f"({expr} AT TIME ZONE 'UTC')"
+    return (
+        f"""'"' || to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS') || """
+        f"CASE WHEN date_part('microseconds', {utc})::bigint % 1000000 = 0 THEN '' "
+        f"""ELSE to_char({utc}, '.US') END || '+00:00"'"""
+    )
+
+
+def _margin(options: ExportOptions) -> str:
+    if not options.margin:
+        return "''"
+    return f"""',"margin":' || CASE WHEN v.winner IN ('{OUTCOME_A}', '{OUTCOME_B}') THEN '1.0' ELSE '0.0' END"""  # noqa: E501
+
+
+# --- the formats, as SQL expressions over one vote ``v`` ------------------------------------------
+# v.ps / v.xa / v.xb: prompts and both sides' answers (scrubbed), v.xc / v.xr: chosen / rejected
+# answers (side b when b won, else side a first), v.n: the number of turns.
+
+
+def _line_trl_standard(options: ExportOptions) -> str:
+    def cont(side: str) -> str:
+        later = _later_turns(
+            lambda i: f"E'\\n\\nHuman: ' || v.ps[{i}] || E'\\n\\nAssistant: ' || {side}[{i}]"
+        )
+        return _j(f"{side}[1] || {later}")
+
+    return (
+        f"""'{{"prompt":' || {_j("v.ps[1]")} || ',"chosen":' || {cont("v.xc")} """
+        f"""|| ',"rejected":' || {cont("v.xr")} || {_margin(options)} || '}}'"""
+    )
+
+
+def _line_trl_conversational(options: ExportOptions) -> str:
+    def rest(side: str) -> str:
+        later = _later_turns(
+            lambda i: f"',' || {_user(f'v.ps[{i}]')} || ',' || {_assistant(f'{side}[{i}]')}"
+        )
+        return f"'[' || {_assistant(f'{side}[1]')} || {later} || ']'"
+
+    return (
+        f"""'{{"prompt":[' || {_user("v.ps[1]")} || '],"chosen":' || {rest("v.xc")} """
+        f"""|| ',"rejected":' || {rest("v.xr")} || {_margin(options)} || '}}'"""
+    )
+
+
+def _line_hh(options: ExportOptions) -> str:
+    return (
+        f"""'{{"chosen":' || {_j(_hh("v.xc"))} || ',"rejected":' || {_j(_hh("v.xr"))} """
+        f"""|| '}}'"""
+    )
+
+
+def _line_openai_dpo(options: ExportOptions) -> str:
+    history = (
+        "CASE WHEN v.n = 1 THEN '' ELSE coalesce("
+        + _turns(
+            lambda i: f"{_user(f'v.ps[{i}]')} || ',' || {_assistant(f'v.xc[{i}]')} || ','",
+            where="g.i < v.n",
+        )
+        + ", '') END"
+    )
+    return (
+        f"""'{{"input":{{"messages":[' || {history} || {_user("v.ps[v.n]")} """
+        f"""|| ']}},"preferred_output":[' || {_assistant("v.xc[v.n]")} """
+        f"""|| '],"non_preferred_output":[' || {_assistant("v.xr[v.n]")} || ']}}'"""
+    )
+
+
+def _line_arena_battles(options: ExportOptions) -> str:
+    winner = (
+        "CASE v.winner WHEN 'a' THEN '\"model_a\"' WHEN 'b' THEN '\"model_b\"' "
+        "WHEN 'tie' THEN '\"tie\"' WHEN 'both_bad' THEN '\"tie (bothbad)\"' END"
+    )
+    return (
+        f"""'{{"question_id":' || {_j("'arena:' || v.public_id::text")} """
+        f"""|| ',"model_a":' || {_j("v.model_a")} || ',"model_b":' || {_j("v.model_b")} """
+        f"""|| ',"winner":' || {winner} || ',"judge":' || {_j("left(v.voter, 16)")} """
+        f"""|| ',"conversation_a":' || {_conversation("v.xa")} """
+        f"""|| ',"conversation_b":' || {_conversation("v.xb")} """
+        f"""|| ',"turn":' || v.n::text || ',"anony":true,"language":' """
+        f"""|| {_j("coalesce(v.lang, '')")} """
+        f"""|| ',"tstamp":' || {_py_float("extract(epoch FROM v.created)")} """
+        f"""|| ',"source":"{SOURCE_ARENA}","category_tag":' || {_json_list("v.cats")} """
+        f"""|| ',"flags":' || {_json_list("v.flags")} || ',"weight":1.0}}'"""
+    )
+
+
+def _line_rankings(options: ExportOptions) -> str:
+    """An arena vote as a ranking of two (``formats.ranking_from_pair`` + ``formats.rankings``)."""
+    labels = (
+        "CASE WHEN v.winner = 'both_bad' THEN "
+        + _str(json.dumps(json.dumps({"both_bad": True})))
+        + " ELSE "
+        + _str(json.dumps("{}"))
+        + " END"
+    )
+    rank_a = "CASE v.winner WHEN 'b' THEN '2' ELSE '1' END"
+    rank_b = "CASE v.winner WHEN 'a' THEN '2' ELSE '1' END"
+
+    def response(side: str, model: str, rank: str) -> str:
+        return (
+            f"""'{{"text":' || {_j(f"array_to_string({side}, {_NL2})")} """
+            f"""|| ',"model":' || {_j(model)} || ',"rank":' || {rank} """
+            f"""|| ',"labels":' || {labels} || '}}'"""
+        )
+
+    prompt = _turns(lambda i: _user(f"v.ps[{i}]"), "','")
+    return (
+        f"""'{{"id":' || {_j("'arena:' || v.public_id::text")} """
+        f"""|| ',"source":"{SOURCE_ARENA}","prompt":[' || {prompt} """
+        f"""|| '],"responses":[' || {response("v.xa", "v.model_a", rank_a)} || ',' """
+        f"""|| {response("v.xb", "v.model_b", rank_b)} """
+        f"""|| '],"judge":' || {_j("left(v.voter, 16)")} || ',"trust":null,"agreement":null' """
+        f"""|| ',"language":' || {_j("coalesce(v.lang, '')")} """
+        f"""|| ',"category_tag":' || {_json_list("v.cats")} """
+        f"""|| ',"flags":' || {_json_list("v.flags")} || ',"created":' || {_iso_utc("v.created")} """
+        f"""|| '}}'"""
+    )
+
+
+LINES: dict[str, Callable[[ExportOptions], str]] = {
+    "trl_standard": _line_trl_standard,
+    "trl_conversational": _line_trl_conversational,
+    "hh": _line_hh,
+    "openai_dpo": _line_openai_dpo,
+    "arena_battles": _line_arena_battles,
+    "rankings": _line_rankings,
+}
+
+_BASE_COLUMNS = (
+    "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created, "
+    "prompt, ta, tb, idx"
+)
+_VOTE_COLUMNS = "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created"
+
+
+def _str(text: str) -> str:
+    """A constant as an SQL string literal (standard_conforming_strings: only quotes double)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _scrubber(options: ExportOptions) -> Callable[[str], str]:
+    if not options.scrub_pii:
+        return lambda x: x
+    email, phone = _str(EMAIL_PATTERN), _str(PHONE_PATTERN)
+
+    # Texts without '@' or three digits cannot match either pattern (as in exports.scrub).
+    def scrub(x: str) -> str:
+        return (
+            f"CASE WHEN strpos({x}, '@') > 0 OR {x} ~ '[0-9]{{3}}' THEN regexp_replace("
+            f"regexp_replace({x}, {email}, '[EMAIL]', 'g'), {phone}, '[PHONE]', 'g') "
+            f"ELSE {x} END"
+        )
+
+    return scrub
+
+
+def _base_sql(filters: PairFilters) -> str:
+    """The selector's (vote, turn) query with its parameters inlined (COPY takes none)."""
+    sql, params = (
+        arena_turn_rows(filters).values_list(*ARENA_COLUMNS, "index").query.sql_with_params()
+    )
+    connection.ensure_connection()
+    with psycopg.ClientCursor(connection.connection) as cur:
+        return cur.mogrify(sql, params)
+
+
+def _votes_sql(filters: PairFilters, options: ExportOptions) -> str:
+    """WITH t (scrubbed turns), g (turns grouped per vote), v (+ key hash, chosen side)."""
+    scrub = _scrubber(options)
+    ties = "" if get_format(options.format).ties else "WHERE b.winner IN ('a', 'b')"
+    return f"""
+WITH t AS (
+    SELECT b.vote_id, b.public_id, b.model_a, b.model_b, b.winner, b.voter, b.flags, b.cats,
+           b.lang, b.created, b.idx, {scrub("b.prompt")} AS p,
+           {scrub("coalesce(b.ta, '')")} AS a, {scrub("coalesce(b.tb, '')")} AS bb
+    FROM ({_base_sql(filters)}) AS b({_BASE_COLUMNS})
+    {ties}
+), g AS (
+    SELECT {_VOTE_COLUMNS},
+           array_agg(p ORDER BY idx) AS ps, array_agg(a ORDER BY idx) AS xa,
+           array_agg(bb ORDER BY idx) AS xb
+    FROM t GROUP BY {_VOTE_COLUMNS}
+), v AS (
+    SELECT g.*, cardinality(g.ps) AS n,
+           CASE WHEN g.winner = 'b' THEN g.xb ELSE g.xa END AS xc,
+           CASE WHEN g.winner = 'b' THEN g.xa ELSE g.xb END AS xr,
+           sha256(convert_to(btrim(g.ps[1], {_str(PY_WHITESPACE)}), 'UTF8')) AS h
+    FROM g
+)"""
+
+
+def _key(column: str = "h") -> str:
+    return f"substring({column} FROM 1 FOR {DEDUP_KEY_BYTES})"
+
+
+def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
+    """SELECT of one text column per arena vote, in vote id order: the split digit (0 train,
+    1 test) then the format's JSON line. Complete SQL, no parameters."""
+    threshold = split_threshold(options.test_fraction)
+    if threshold >= 2**64:
+        split = "'1'"
+    else:
+        prefix = "encode(substring(v.h FROM 1 FOR 8), 'hex') COLLATE \"C\""
+        split = f"CASE WHEN {prefix} < '{threshold:016x}' THEN '1' ELSE '0' END"
+    dedup = ""
+    if options.dedup_prompts:
+        dedup = (
+            f"WHERE v.vote_id IN (SELECT DISTINCT ON ({_key()}) vote_id FROM v "
+            f"ORDER BY {_key()}, vote_id)"
+        )
+    line = LINES[options.format](options)
+    return (
+        _votes_sql(filters, options)
+        + f"\nSELECT {split} || {line} FROM v {dedup} ORDER BY v.vote_id"
+    )
+
+
+def arena_keys_sql(filters: PairFilters, options: ExportOptions) -> str:
+    """The distinct dedup keys of the arena rows (for the annotation rows after them)."""
+    return _votes_sql(filters, options) + f"\nSELECT DISTINCT {_key()} AS k FROM v"
+
+
+# --- the line source -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class SqlRows:
+    """A release's rows for ``write_splits`` on PostgreSQL: the arena part as lines from one
+    COPY, then annotation rankings' rows from the Python formatter."""
+
+    filters: PairFilters
+    options: ExportOptions
+    copy_chunk: int = 1 << 20
+
+    def _arena(self) -> PairFilters:
+        return dataclasses.replace(self.filters, sources=(SOURCE_ARENA,))
+
+    def _annotations(self) -> PairFilters:
+        others = tuple(s for s in self.filters.sources if s != SOURCE_ARENA)
+        return dataclasses.replace(self.filters, sources=others)
+
+    def arena_lines(self) -> Iterator[tuple[int, bytes]]:
+        """(split index, JSON line with its newline) for every arena row, in order."""
+        if SOURCE_ARENA not in self.filters.sources:
+            return
+        sql = arena_lines_sql(self._arena(), self.options)
+        with connection.cursor() as cursor:
+            cur = cursor.cursor  # the psycopg cursor under Django's wrapper
+            if connection.in_atomic_block:  # shortest round-trip floats (the PG 12+ default)
+                cur.execute("SET LOCAL extra_float_digits = 1")
+            with cur.copy(f"COPY ({sql}) TO STDOUT {COPY_OPTIONS}") as copy:
+                for row in copy:  # one COPY data message per row
+                    data = bytes(row)
+                    yield data[0] - 48, data[1:]
+
+    def annotation_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        filters = self._annotations()
+        if not filters.sources:
+            return
+        seen = None
+        keyed = self.options.dedup_prompts and SOURCE_ARENA in self.filters.sources
+        if keyed:
+            # The first prompt wins across the whole stream: annotation rows whose prompt an
+            # arena row already had are dropped, as in the Python path's single ``seen`` set.
+            with connection.cursor() as cur:
+                cur.execute(f"DROP TABLE IF EXISTS {ARENA_KEYS}")
+                cur.execute(
+                    f"CREATE TEMP TABLE {ARENA_KEYS} AS "
+                    + arena_keys_sql(self._arena(), self.options)
+                )
+                cur.execute(f"CREATE UNIQUE INDEX ON {ARENA_KEYS} (k)")
+
+            def seen(key: bytes) -> bool:
+                with connection.cursor() as cur:
+                    cur.execute(f"SELECT 1 FROM {ARENA_KEYS} WHERE k = %s", [key])
+                    return cur.fetchone() is not None
+
+        try:
+            if get_format(self.options.format).per_ranking:
+                yield from rankings_rows(iter_rankings(filters), self.options, seen_before=seen)
+            else:
+                yield from format_rows(iter_pairs(filters), self.options, seen_before=seen)
+        finally:
+            if keyed:
+                with connection.cursor() as cur:
+                    cur.execute(f"DROP TABLE IF EXISTS {ARENA_KEYS}")
+
+    def write_into(
+        self,
+        writers: dict[str, Writer],
+        *,
+        progress: Callable[[int], None] | None,
+        progress_every: int,
+    ) -> int:
+        by_index = [writers[s].write_line for s in SPLITS]
+        n = 0
+        mark = progress_every
+        for split, line in self.arena_lines():
+            by_index[split](line)
+            n += 1
+            if n == mark:
+                mark += progress_every
+                if progress is not None:
+                    progress(n)
+        for split_name, row in self.annotation_rows():
+            writers[split_name].write(row)
+            n += 1
+            if n == mark:
+                mark += progress_every
+                if progress is not None:
+                    progress(n)
+        return n
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for split, line in self.arena_lines():
+            yield SPLITS[split], json.loads(line)
+        yield from self.annotation_rows()

@@ -1,0 +1,152 @@
+"""The PostgreSQL export path (lines built by PostgreSQL) gives the Python path's bytes exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from arena.models import Response, Vote
+from preferences.exports import (
+    EMAIL_PATTERN,
+    PHONE_PATTERN,
+    ExportOptions,
+    LineSource,
+    format_rows,
+    rankings_rows,
+    scrub,
+    split_of,
+    write_splits,
+)
+from preferences.formats import FORMATS, ranking_from_pair
+from preferences.selectors import PairFilters, iter_arena_pairs, iter_pairs, iter_rankings
+from preferences.sql_export import SqlRows, split_threshold
+from tests.preferences import factories as f
+from tests.preferences import fixture_data
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the SQL export path needs PostgreSQL"
+    ),
+]
+
+TIE_FILTERS = PairFilters(include_ties=True, include_both_bad=True)
+
+
+@pytest.fixture
+def data(rankings_source):
+    fixture_data.build(rankings_source)
+    # Awkward text: JSON escapes, control characters, non-ASCII, surrounding whitespace that
+    # the prompt key strips, PII inside multi-turn answers, empty and missing answers.
+    f.voted_battle(
+        model_a="gamma",
+        model_b="beta",
+        prompts=['  quote " back\\slash\ttab\u2028 ', "second\x01turn", "call 555.123.4567"],
+        answers_a=["a1 \x7f é ✓ 😀", "a2\r\n", "mail x.y@z.example.com"],
+        answers_b=["", "b2 \\u0041", "b3 +15551234567 ok"],
+        winner="b",
+        categories=["all", 'we"ird', "ünï"],
+        minutes=7,
+    )
+    f.voted_battle(prompts=['quote " back\\slash\ttab\u2028'], winner="a", minutes=8)
+    f.voted_battle(prompts=["What is 2+2?"], answers_a=["four"], winner="b", minutes=9)
+    f.voted_battle(prompts=["\u3000What is 2+2?\n"], winner="tie", minutes=10)
+    f.voted_battle(prompts=["Flagged again"], winner="b", flags=["spam", "x"], minutes=11)
+    battle = f.voted_battle(prompts=["no answer b"], winner="a", minutes=12)
+    Response.objects.filter(turn__battle=battle, side="b").delete()
+    for i in range(30):
+        f.voted_battle(prompts=[f"bulk prompt {i % 7} tel 020 7946 {i:04d}"], winner="ab"[i % 2])
+    vote = Vote.objects.order_by("id").last()
+    Vote.objects.filter(pk=vote.pk).update(created=vote.created + timedelta(microseconds=123457))
+    Vote.objects.filter(pk=vote.pk - 1).update(
+        created=vote.created + timedelta(microseconds=500000)
+    )
+
+
+def _python_rows(filters: PairFilters, options: ExportOptions):
+    if FORMATS[options.format].per_ranking:
+        stream = [ranking_from_pair(p) for p in iter_arena_pairs(filters)]
+        return rankings_rows(stream + list(iter_rankings(filters)), options)
+    return format_rows(iter_pairs(filters), options)
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+OPTION_SETS = [
+    {},
+    {"dedup_prompts": True, "margin": True, "test_fraction": 0.5},
+    {"scrub_pii": False, "test_fraction": 0.0},
+]
+
+
+@pytest.mark.parametrize("file_format", ["jsonl", "jsonl.gz", "parquet"])
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_sql_path_gives_the_python_path_bytes(data, tmp_path, fmt, file_format):
+    filters_sets = [TIE_FILTERS if FORMATS[fmt].ties else PairFilters()]
+    if FORMATS[fmt].ties:
+        filters_sets.append(dataclasses.replace(TIE_FILTERS, include_flagged=True))
+    for i, (extra, filters) in enumerate((e, fl) for e in OPTION_SETS for fl in filters_sets):
+        options = ExportOptions(format=fmt, file_format=file_format, **extra)
+        py = write_splits(tmp_path / f"py{i}", _python_rows(filters, options), options)
+        sql_rows = SqlRows(filters, options)
+        assert isinstance(sql_rows, LineSource)
+        sql = write_splits(tmp_path / f"sql{i}", sql_rows, options)
+        assert _files(tmp_path / f"sql{i}") == _files(tmp_path / f"py{i}"), (extra, filters)
+        assert sql.row_counts == py.row_counts and sql.rows_read == py.rows_read
+        assert sum(py.row_counts.values()) > 5
+
+
+def test_sql_rows_iterate_as_the_python_rows(data):
+    options = ExportOptions(format="arena_battles", dedup_prompts=True, test_fraction=0.4)
+    assert list(SqlRows(TIE_FILTERS, options)) == list(_python_rows(TIE_FILTERS, options))
+
+
+def test_sql_path_reports_progress_and_respects_the_snapshot(data, tmp_path):
+    options = ExportOptions(format="hh")
+    cut = Vote.objects.order_by("id").values_list("id", flat=True)[10]
+    filters = PairFilters(max_vote_id=cut, sources=("arena",))
+    seen: list[int] = []
+    result = write_splits(
+        tmp_path, SqlRows(filters, options), options, progress=seen.append, progress_every=3
+    )
+    expected = list(format_rows(iter_pairs(filters), options))
+    assert result.rows_read == len(expected) and len(expected) >= 6
+    assert seen == list(range(3, len(expected) + 1, 3))
+
+
+def test_postgresql_regex_scrubs_exactly_like_python():
+    rng = random.Random(7)
+    alphabet = list("0123456789" * 4) + list(" .-+()@_ab\tx\n") + ["com", ".org", "é", "٣"]
+    texts = [
+        "call +1 (555) 123-4567 or 555.123.4567",
+        "+44 20 7946 0958 and jo.doe+x@mail.example.org",
+        "on 2024-01-15, v1.2.3, ip 192.168.100.200, id 12345678, +15551234567",
+    ]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(5, 40))) for _ in range(3000)]
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT regexp_replace(regexp_replace(t, %s, '[EMAIL]', 'g'), %s, '[PHONE]', 'g') "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, o) ORDER BY o",
+            [EMAIL_PATTERN, PHONE_PATTERN, texts],
+        )
+        assert [r[0] for r in cur.fetchall()] == [scrub(t) for t in texts]
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.3, 0.5, 0.999])
+def test_split_threshold_matches_split_of(fraction):
+    import hashlib
+
+    threshold = split_threshold(fraction)
+    for i in range(2000):
+        prompt = f"p{i}"
+        value = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:8], "big")
+        assert (value < threshold) == (split_of(prompt, fraction) == "test")
+    if threshold:
+        assert (threshold - 1) / 2**64 < fraction <= threshold / 2**64
