@@ -19,6 +19,7 @@ checked in a temporary table.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
@@ -27,9 +28,11 @@ from typing import Any
 import psycopg
 from django.db import connection
 
+from arena.models import Battle, Response, Turn, Vote
 from preferences.exports import (
     DEDUP_KEY_BYTES,
     EMAIL_PATTERN,
+    PHONE_HINT,
     PHONE_PATTERN,
     SPLITS,
     ExportOptions,
@@ -52,6 +55,7 @@ from preferences.selectors import (
 # What Python's str.strip() removes (str.isspace), for the prompt key's btrim.
 PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 ARENA_KEYS = "prefs_export_arena_keys"
+WORK_MEM = "64MB"
 COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"  # never in a JSON line
 
 
@@ -91,8 +95,13 @@ def _assistant(expr: str) -> str:
     return f"""'{{"role":"assistant","content":' || {_j(expr)} || '}}'"""
 
 
+_SINGLE: contextvars.ContextVar[bool] = contextvars.ContextVar("single_turn", default=False)
+
+
 def _turns(piece: Callable[[str], str], sep: str = "''", where: str = "") -> str:
     """``piece(i)`` joined over the vote's turns in order (one turn: no subquery)."""
+    if _SINGLE.get():
+        return "NULL" if where else piece("1")
     cond = f" WHERE {where}" if where else ""
     many = (
         f"(SELECT string_agg({piece('g.i')}, {sep} ORDER BY g.i) "
@@ -114,24 +123,34 @@ def _hh(side: str) -> str:
 
 def _later_turns(piece: Callable[[str], str]) -> str:
     """``piece(i)`` over turns 2..n ('' for one turn)."""
+    if _SINGLE.get():
+        return "''"
     return f"CASE WHEN v.n = 1 THEN '' ELSE coalesce({_turns(piece, where='g.i > 1')}, '') END"
 
 
-def _json_list(expr: str) -> str:
-    """A jsonb list column as compact JSON (``[]`` for null), like ``json.dumps(list)``."""
+def _json_list(expr: str, strings_only: bool) -> str:
+    """A jsonb list column as compact JSON (``[]`` for null), like ``json.dumps(list)``.
+
+    jsonb writes a list as ``["a", "b"]``; in a list of strings only, ``", "`` occurs only
+    between elements (a quote inside a string is written ``\\"``), so one replace compacts it.
+    Otherwise each element is written by jsonb and joined with ``,``.
+    """
+    if strings_only:
+        return (
+            f"CASE WHEN {expr} IS NULL THEN '[]' ELSE replace({expr}::text, '\", \"', '\",\"') END"
+        )
     return (
-        f"CASE WHEN {expr} IS NULL OR {expr} = '[]'::jsonb THEN '[]' "
-        f"ELSE (SELECT '[' || string_agg(e.value::text, ',' ORDER BY e.o) || ']' "
+        f"CASE WHEN {expr} IS NULL OR jsonb_typeof({expr}) <> 'array' OR {expr} = '[]'::jsonb "
+        f"THEN '[]' ELSE (SELECT '[' || string_agg(e.value::text, ',' ORDER BY e.o) || ']' "
         f"FROM jsonb_array_elements({expr}) WITH ORDINALITY AS e(value, o)) END"
     )
 
 
-def _py_float(expr: str) -> str:
-    """A float8 as Python's repr writes it (shortest round-trip digits, '.0' when integral)."""
-    return (
-        f"(SELECT CASE WHEN f.t ~ '[.eEnN]' THEN f.t ELSE f.t || '.0' END "
-        f"FROM (SELECT ({expr})::float8::text AS t) AS f)"
-    )
+def _epoch_seconds(expr: str) -> str:
+    """``created.timestamp()`` as Python's repr writes it: PostgreSQL's exact epoch (6 decimals)
+    without trailing zeros, one kept (the float nearest a microsecond epoch prints as that
+    decimal: doubles near 1e9 are 2.4e-7 apart, finer than a microsecond)."""
+    return f"regexp_replace(extract(epoch FROM {expr})::text, '0{{1,5}}$', '')"
 
 
 def _iso_utc(expr: str) -> str:
@@ -155,7 +174,7 @@ def _margin(options: ExportOptions) -> str:
 # answers (side b when b won, else side a first), v.n: the number of turns.
 
 
-def _line_trl_standard(options: ExportOptions) -> str:
+def _line_trl_standard(options: ExportOptions, lists: dict[str, bool]) -> str:
     def cont(side: str) -> str:
         later = _later_turns(
             lambda i: f"E'\\n\\nHuman: ' || v.ps[{i}] || E'\\n\\nAssistant: ' || {side}[{i}]"
@@ -168,7 +187,7 @@ def _line_trl_standard(options: ExportOptions) -> str:
     )
 
 
-def _line_trl_conversational(options: ExportOptions) -> str:
+def _line_trl_conversational(options: ExportOptions, lists: dict[str, bool]) -> str:
     def rest(side: str) -> str:
         later = _later_turns(
             lambda i: f"',' || {_user(f'v.ps[{i}]')} || ',' || {_assistant(f'{side}[{i}]')}"
@@ -181,21 +200,25 @@ def _line_trl_conversational(options: ExportOptions) -> str:
     )
 
 
-def _line_hh(options: ExportOptions) -> str:
+def _line_hh(options: ExportOptions, lists: dict[str, bool]) -> str:
     return (
         f"""'{{"chosen":' || {_j(_hh("v.xc"))} || ',"rejected":' || {_j(_hh("v.xr"))} """
         f"""|| '}}'"""
     )
 
 
-def _line_openai_dpo(options: ExportOptions) -> str:
+def _line_openai_dpo(options: ExportOptions, lists: dict[str, bool]) -> str:
     history = (
-        "CASE WHEN v.n = 1 THEN '' ELSE coalesce("
-        + _turns(
-            lambda i: f"{_user(f'v.ps[{i}]')} || ',' || {_assistant(f'v.xc[{i}]')} || ','",
-            where="g.i < v.n",
+        "''"
+        if _SINGLE.get()
+        else (
+            "CASE WHEN v.n = 1 THEN '' ELSE coalesce("
+            + _turns(
+                lambda i: f"{_user(f'v.ps[{i}]')} || ',' || {_assistant(f'v.xc[{i}]')} || ','",
+                where="g.i < v.n",
+            )
+            + ", '') END"
         )
-        + ", '') END"
     )
     return (
         f"""'{{"input":{{"messages":[' || {history} || {_user("v.ps[v.n]")} """
@@ -204,7 +227,7 @@ def _line_openai_dpo(options: ExportOptions) -> str:
     )
 
 
-def _line_arena_battles(options: ExportOptions) -> str:
+def _line_arena_battles(options: ExportOptions, lists: dict[str, bool]) -> str:
     winner = (
         "CASE v.winner WHEN 'a' THEN '\"model_a\"' WHEN 'b' THEN '\"model_b\"' "
         "WHEN 'tie' THEN '\"tie\"' WHEN 'both_bad' THEN '\"tie (bothbad)\"' END"
@@ -217,13 +240,13 @@ def _line_arena_battles(options: ExportOptions) -> str:
         f"""|| ',"conversation_b":' || {_conversation("v.xb")} """
         f"""|| ',"turn":' || v.n::text || ',"anony":true,"language":' """
         f"""|| {_j("coalesce(v.lang, '')")} """
-        f"""|| ',"tstamp":' || {_py_float("extract(epoch FROM v.created)")} """
-        f"""|| ',"source":"{SOURCE_ARENA}","category_tag":' || {_json_list("v.cats")} """
-        f"""|| ',"flags":' || {_json_list("v.flags")} || ',"weight":1.0}}'"""
+        f"""|| ',"tstamp":' || {_epoch_seconds("v.created")} """
+        f"""|| ',"source":"{SOURCE_ARENA}","category_tag":' || {_json_list("v.cats", lists["cats"])} """
+        f"""|| ',"flags":' || {_json_list("v.flags", lists["flags"])} || ',"weight":1.0}}'"""
     )
 
 
-def _line_rankings(options: ExportOptions) -> str:
+def _line_rankings(options: ExportOptions, lists: dict[str, bool]) -> str:
     """An arena vote as a ranking of two (``formats.ranking_from_pair`` + ``formats.rankings``)."""
     labels = (
         "CASE WHEN v.winner = 'both_bad' THEN "
@@ -250,13 +273,13 @@ def _line_rankings(options: ExportOptions) -> str:
         f"""|| {response("v.xb", "v.model_b", rank_b)} """
         f"""|| '],"judge":' || {_j("left(v.voter, 16)")} || ',"trust":null,"agreement":null' """
         f"""|| ',"language":' || {_j("coalesce(v.lang, '')")} """
-        f"""|| ',"category_tag":' || {_json_list("v.cats")} """
-        f"""|| ',"flags":' || {_json_list("v.flags")} || ',"created":' || {_iso_utc("v.created")} """
+        f"""|| ',"category_tag":' || {_json_list("v.cats", lists["cats"])} """
+        f"""|| ',"flags":' || {_json_list("v.flags", lists["flags"])} || ',"created":' || {_iso_utc("v.created")} """
         f"""|| '}}'"""
     )
 
 
-LINES: dict[str, Callable[[ExportOptions], str]] = {
+LINES: dict[str, Callable[[ExportOptions, dict[str, bool]], str]] = {
     "trl_standard": _line_trl_standard,
     "trl_conversational": _line_trl_conversational,
     "hh": _line_hh,
@@ -267,7 +290,7 @@ LINES: dict[str, Callable[[ExportOptions], str]] = {
 
 _BASE_COLUMNS = (
     "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created, "
-    "prompt, ta, tb, idx"
+    "prompt, ta, tb, idx, battle_id"
 )
 _VOTE_COLUMNS = "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created"
 
@@ -282,12 +305,18 @@ def _scrubber(options: ExportOptions) -> Callable[[str], str]:
         return lambda x: x
     email, phone = _str(EMAIL_PATTERN), _str(PHONE_PATTERN)
 
-    # Texts without '@' or three digits cannot match either pattern (as in exports.scrub).
+    maybe_phone = _str(PHONE_HINT)
+
+    # Only texts with an '@' / the phone hint can match (as in exports.scrub); the full
+    # patterns (lookarounds) are several times slower than these checks.
     def scrub(x: str) -> str:
-        return (
-            f"CASE WHEN strpos({x}, '@') > 0 OR {x} ~ '[0-9]{{3}}' THEN regexp_replace("
-            f"regexp_replace({x}, {email}, '[EMAIL]', 'g'), {phone}, '[PHONE]', 'g') "
+        email_step = (
+            f"CASE WHEN strpos({x}, '@') > 0 THEN regexp_replace({x}, {email}, '[EMAIL]', 'g') "
             f"ELSE {x} END"
+        )
+        return (
+            f"CASE WHEN {x} ~ {maybe_phone} THEN regexp_replace({email_step}, {phone}, "
+            f"'[PHONE]', 'g') ELSE {email_step} END"
         )
 
     return scrub
@@ -296,7 +325,9 @@ def _scrubber(options: ExportOptions) -> Callable[[str], str]:
 def _base_sql(filters: PairFilters) -> str:
     """The selector's (vote, turn) query with its parameters inlined (COPY takes none)."""
     sql, params = (
-        arena_turn_rows(filters).values_list(*ARENA_COLUMNS, "index").query.sql_with_params()
+        arena_turn_rows(filters)
+        .values_list(*ARENA_COLUMNS, "index", "battle_id")
+        .query.sql_with_params()
     )
     connection.ensure_connection()
     with psycopg.ClientCursor(connection.connection) as cur:
@@ -304,32 +335,111 @@ def _base_sql(filters: PairFilters) -> str:
 
 
 def _votes_sql(filters: PairFilters, options: ExportOptions) -> str:
-    """WITH t (scrubbed turns), g (turns grouped per vote), v (+ key hash, chosen side)."""
+    """WITH t (the selector's turn rows, first / last turn of their vote marked), v0 (one row
+    per vote: scrubbed prompts and answers as arrays), v (+ key hash, chosen side).
+
+    A one-turn vote (the common case) takes its texts from its own row; only a vote with
+    several turns reads its turns again, in index order, in a subquery: no per-vote aggregate
+    over the whole stream.
+    """
     scrub = _scrubber(options)
     ties = "" if get_format(options.format).ties else "WHERE b.winner IN ('a', 'b')"
+    turn, response = Turn._meta.db_table, Response._meta.db_table
+
+    def texts(side: str | None) -> str:
+        """A vote's texts as an array, read again in turn order: only for several turns."""
+        if side is None:
+            many = (
+                f"SELECT array_agg({scrub('t2.prompt')} ORDER BY t2.index) FROM {turn} t2 "
+                "WHERE t2.battle_id = t.battle_id"
+            )
+        else:
+            text = "coalesce(r2.text, '')"
+            many = (
+                f"SELECT array_agg({scrub(text)} ORDER BY t2.index) FROM {turn} t2 "
+                f"LEFT JOIN {response} r2 ON r2.turn_id = t2.id AND r2.side = '{side}' "
+                "WHERE t2.battle_id = t.battle_id"
+            )
+        return f"CASE WHEN t.last THEN NULL ELSE ({many}) END"
+
     return f"""
 WITH t AS (
-    SELECT b.vote_id, b.public_id, b.model_a, b.model_b, b.winner, b.voter, b.flags, b.cats,
-           b.lang, b.created, b.idx, {scrub("b.prompt")} AS p,
-           {scrub("coalesce(b.ta, '')")} AS a, {scrub("coalesce(b.tb, '')")} AS bb
+    SELECT b.*,
+           {scrub("b.prompt")} AS p, {scrub("coalesce(b.ta, '')")} AS a,
+           {scrub("coalesce(b.tb, '')")} AS bb,
+           b.vote_id IS DISTINCT FROM lag(b.vote_id) OVER o AS first,
+           b.vote_id IS DISTINCT FROM lead(b.vote_id) OVER o AS last
     FROM ({_base_sql(filters)}) AS b({_BASE_COLUMNS})
     {ties}
-), g AS (
-    SELECT {_VOTE_COLUMNS},
-           array_agg(p ORDER BY idx) AS ps, array_agg(a ORDER BY idx) AS xa,
-           array_agg(bb ORDER BY idx) AS xb
-    FROM t GROUP BY {_VOTE_COLUMNS}
+    WINDOW o AS (ORDER BY b.vote_id, b.idx)
+    ORDER BY b.vote_id, b.idx  -- already in this order: tells the levels above
+), v0 AS (
+    SELECT {_VOTE_COLUMNS}, t.p AS p1, t.a AS a1, t.bb AS b1,
+           CASE WHEN t.winner = 'b' THEN t.bb ELSE t.a END AS c1,
+           CASE WHEN t.winner = 'b' THEN t.a ELSE t.bb END AS r1,
+           {texts(None)} AS ps, {texts("a")} AS xa, {texts("b")} AS xb,
+           sha256(convert_to(btrim(t.p, {_str(PY_WHITESPACE)}), 'UTF8')) AS h
+    FROM t WHERE t.first
+    ORDER BY t.vote_id
+    OFFSET 0  -- a fence: each value is computed once per vote, not once per use
 ), v AS (
-    SELECT g.*, cardinality(g.ps) AS n,
-           CASE WHEN g.winner = 'b' THEN g.xb ELSE g.xa END AS xc,
-           CASE WHEN g.winner = 'b' THEN g.xa ELSE g.xb END AS xr,
-           sha256(convert_to(btrim(g.ps[1], {_str(PY_WHITESPACE)}), 'UTF8')) AS h
-    FROM g
+    SELECT v0.*, coalesce(cardinality(v0.ps), 1) AS n,
+           CASE WHEN v0.winner = 'b' THEN v0.xb ELSE v0.xa END AS xc,
+           CASE WHEN v0.winner = 'b' THEN v0.xa ELSE v0.xb END AS xr
+    FROM v0
+    ORDER BY v0.vote_id
+    OFFSET 0
 )"""
+
+
+def _string_lists() -> dict[str, bool]:
+    """Whether every stored battle category list / vote flag list is a list of strings (the
+    fast compaction of ``_json_list`` applies); a scan of the distinct values."""
+    out = {}
+    for name, table, column in [
+        ("cats", Battle._meta.db_table, "categories"),
+        ("flags", Vote._meta.db_table, "flags"),
+    ]:
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT DISTINCT {column} FROM {table} LIMIT 10001")
+            values = [json.loads(v) if isinstance(v, str) else v for (v,) in cur.fetchall()]
+        out[name] = len(values) <= 10000 and all(
+            v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            for v in values
+        )
+    return out
 
 
 def _key(column: str = "h") -> str:
     return f"substring({column} FROM 1 FOR {DEDUP_KEY_BYTES})"
+
+
+_SCALARS = {
+    "v.ps[1]": "v.p1",
+    "v.xa[1]": "v.a1",
+    "v.xb[1]": "v.b1",
+    "v.xc[1]": "v.c1",
+    "v.xr[1]": "v.r1",
+    f"array_to_string(v.xa, {_NL2})": "v.a1",
+    f"array_to_string(v.xb, {_NL2})": "v.b1",
+}
+
+
+def _line(options: ExportOptions) -> str:
+    """The format's line: a one-turn vote from the first turn's values (no arrays), a vote of
+    several turns from its turn arrays."""
+    lists = _string_lists()
+    many = LINES[options.format](options, lists)
+    token = _SINGLE.set(True)
+    try:
+        one = LINES[options.format](options, lists)
+    finally:
+        _SINGLE.reset(token)
+    one = one.replace("v.n::text", "'1'").replace("[v.n]", "[1]")
+    for array_ref, scalar in _SCALARS.items():
+        one = one.replace(array_ref, scalar)
+    assert "v.ps" not in one and "v.x" not in one, one
+    return f"CASE WHEN v.n = 1 THEN {one} ELSE {many} END"
 
 
 def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
@@ -347,7 +457,7 @@ def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
             f"WHERE v.vote_id IN (SELECT DISTINCT ON ({_key()}) vote_id FROM v "
             f"ORDER BY {_key()}, vote_id)"
         )
-    line = LINES[options.format](options)
+    line = _line(options)
     return (
         _votes_sql(filters, options)
         + f"\nSELECT {split} || {line} FROM v {dedup} ORDER BY v.vote_id"
@@ -385,8 +495,10 @@ class SqlRows:
         sql = arena_lines_sql(self._arena(), self.options)
         with connection.cursor() as cursor:
             cur = cursor.cursor  # the psycopg cursor under Django's wrapper
-            if connection.in_atomic_block:  # shortest round-trip floats (the PG 12+ default)
-                cur.execute("SET LOCAL extra_float_digits = 1")
+            if connection.in_atomic_block:  # a worker's read transaction (see services)
+                # hash joins and sorts in memory, no JIT compile (it costs more than it saves)
+                cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+                cur.execute("SET LOCAL jit = off")
             with cur.copy(f"COPY ({sql}) TO STDOUT {COPY_OPTIONS}") as copy:
                 for row in copy:  # one COPY data message per row
                     data = bytes(row)
