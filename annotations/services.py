@@ -616,6 +616,16 @@ FROM (SELECT 1) AS one LEFT JOIN got ON true"""
     return sweep + ";" + claim
 
 
+def _client_cursor() -> Any:
+    """A client-side-binding cursor: the claim sends several statements in one round trip,
+    which a server-side (prepared) statement cannot hold."""
+    import psycopg
+
+    connection.ensure_connection()
+    # Wrapped like any Django cursor, so query logging, metrics and test capture still apply.
+    return connection._prepare_cursor(psycopg.ClientCursor(connection.connection))
+
+
 def _claim_postgresql(project: Project, annotator: Any, now: Any) -> Assignment | None:
     order = list(range(project.k))
     if project.blind:
@@ -641,7 +651,7 @@ def _claim_postgresql(project: Project, annotator: Any, now: Any) -> Assignment 
         params["uuid"] = uuid.uuid4()
         try:
             savepoint = transaction.atomic() if in_transaction else contextlib.nullcontext()
-            with savepoint, connection.cursor() as cursor:
+            with savepoint, _client_cursor() as cursor:
                 cursor.execute(sql, params)
                 while cursor.description is None and cursor.nextset():
                     pass

@@ -240,8 +240,11 @@ def copy_rows(sql: str, params: list[Any] | None = None) -> list[list[bytes | No
     million single-value rows would spend seconds in Python; a handful of array rows does not.
     Decode fields with ``int_array`` or ``.decode()``.
     """
+    import psycopg
+
     connection.ensure_connection()
-    with connection.connection.cursor() as cur:
+    # A client-side cursor: COPY takes no bind parameters, so they are merged into the text.
+    with psycopg.ClientCursor(connection.connection) as cur:
         query = cur.mogrify(sql, params) if params else sql
         with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy:
             data = b"".join(bytes(chunk) for chunk in copy)

@@ -78,7 +78,7 @@ class Stack:
             p = subprocess.Popen(
                 args,
                 cwd=ROOT,
-                env=self.env,
+                env=popen.pop("env", self.env),
                 stdout=popen.pop("stdout", log),
                 stderr=log,
                 start_new_session=True,  # own process group: stop() reaches its children only
@@ -126,17 +126,18 @@ class Stack:
         self._wait_http(proc, f"http://127.0.0.1:{port}/healthz")
         return proc
 
-    def celery(self, concurrency: int) -> Proc:
+    def celery(self, concurrency: int, index: int = 0) -> Proc:
         from config.celery import app
 
-        hostname = f"bench-arena-{os.getpid()}@localhost"
+        hostname = f"bench-arena-{os.getpid()}-{index}@localhost"
         args = [
             sys.executable, "-m", "celery", "-A", "config", "worker", "-n", hostname,
             "-Q", "default,stream", "-P", "threads", "-c", str(concurrency),
             "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
             "--without-heartbeat",
         ]  # fmt: skip
-        proc = self.spawn("celery", args)
+        # Worker threads borrow a database connection only to read a job and to save it.
+        proc = self.spawn(f"celery-{index}", args, env={**self.env, "DB_POOL_MAX": "30"})
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             self.check()

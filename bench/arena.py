@@ -693,6 +693,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
     parser.add_argument("--ws-workers", type=int, default=2, help="uvicorn workers")
     parser.add_argument("--celery-threads", type=int, default=220)
+    parser.add_argument(
+        "--celery-procs", type=int, default=2,
+        help="worker processes (threads split between them): each has its own producer loop",
+    )  # fmt: skip
     parser.add_argument("--tps", type=float, default=30.0)
     parser.add_argument("--first-token-delay", type=float, default=0.5)
     parser.add_argument("--tokens", type=int, default=150)
@@ -704,8 +708,8 @@ def main() -> None:
     print(
         f"arena bench: {os.cpu_count()} CPUs, database {DB_URL.rsplit('/', 1)[1]} (fresh), "
         f"Redis {REDIS_URL}; gunicorn {args.web_workers} {args.worker_class} workers, uvicorn "
-        f"{args.ws_workers} workers, celery -P threads -c {args.celery_threads}"
-        + (" [quick]" if args.quick else "")
+        f"{args.ws_workers} workers, celery {args.celery_procs} x -P threads "
+        f"-c {args.celery_threads // args.celery_procs}" + (" [quick]" if args.quick else "")
     )
     fresh_database()
     flush_redis()
@@ -726,7 +730,8 @@ def main() -> None:
         if "stream" in phases:
             ws_port = free_port()
             stack.uvicorn(ws_port, args.ws_workers)
-            stack.celery(args.celery_threads)
+            for i in range(args.celery_procs):
+                stack.celery(max(1, args.celery_threads // args.celery_procs), index=i)
             results["stream"] = bench_stream(
                 stack, http, f"ws://127.0.0.1:{ws_port}", fake_url, args.quick, args.tps,
                 args.first_token_delay, args.tokens,

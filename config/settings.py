@@ -102,6 +102,9 @@ if DATABASE_URL and not DATABASE_URL.startswith("sqlite"):
     _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     _db["CONN_MAX_AGE"] = 0  # the pool owns connection reuse; Django refuses both at once
     _db.setdefault("OPTIONS", {})
+    # Server-side binding lets psycopg prepare repeated statements (the vote and battle hot
+    # paths run the same few queries), so PostgreSQL stops re-parsing and re-planning them.
+    _db["OPTIONS"]["server_side_binding"] = env_bool("DB_SERVER_SIDE_BINDING", True)
     if env_bool("DB_POOL", True):
         # Django's psycopg 3 pool: under ASGI and threaded Celery workers every thread borrows
         # a connection per request/task instead of holding one forever.
@@ -134,7 +137,7 @@ REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.SharedClientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_PREFIX", "pa"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
