@@ -238,8 +238,13 @@ def _streaming_read(save: Callable[[int], None]) -> Iterator[Callable[[int], Non
     reporter = threading.Thread(target=report, name="release-progress", daemon=True)
     reporter.start()
     try:
+
+        def publish(n: int) -> None:
+            latest[0] = n
+
+        publish.threaded = True  # type: ignore[attr-defined]  # safe while a COPY runs
         with transaction.atomic():
-            yield lambda n: latest.__setitem__(0, n)
+            yield publish
     finally:
         stop.set()
         reporter.join(timeout=10)

@@ -425,6 +425,33 @@ _SCALARS = {
 }
 
 
+def _concat(expr: str) -> str:
+    """``a || b || ...`` at the top level as ``concat(a, b, ...)``: one allocation for the line
+    instead of a copy of the growing prefix per piece."""
+    parts, start, depth, case, i = [], 0, 0, 0, 0
+    while i < len(expr):
+        ch = expr[i]
+        if ch == "'":  # a string literal ('' is an escaped quote: two adjacent literals)
+            i = expr.index("'", i + 1) + 1
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif depth == 0 and expr.startswith("CASE ", i) and (i == 0 or not expr[i - 1].isalnum()):
+            case += 1
+        elif depth == 0 and expr.startswith("END", i) and not expr[i + 3 : i + 4].isalnum():
+            case -= 1
+        elif depth == 0 and case == 0 and expr.startswith(" || ", i):
+            parts.append(expr[start:i].strip())
+            start = i + 4
+            i += 4
+            continue
+        i += 1
+    parts.append(expr[start:].strip())
+    return f"concat({', '.join(parts)})" if len(parts) > 1 else expr
+
+
 def _line(options: ExportOptions) -> str:
     """The format's line: a one-turn vote from the first turn's values (no arrays), a vote of
     several turns from its turn arrays."""
@@ -439,7 +466,7 @@ def _line(options: ExportOptions) -> str:
     for array_ref, scalar in _SCALARS.items():
         one = one.replace(array_ref, scalar)
     assert "v.ps" not in one and "v.x" not in one, one
-    return f"CASE WHEN v.n = 1 THEN {one} ELSE {many} END"
+    return f"CASE WHEN v.n = 1 THEN {_concat(one)} ELSE {_concat(many)} END"
 
 
 def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
@@ -543,7 +570,13 @@ class SqlRows:
         progress: Callable[[int], None] | None,
         progress_every: int,
     ) -> int:
+        """Arena lines from the COPY, then annotation rows; ``progress`` at every multiple of
+        ``progress_every``. While the COPY runs its connection can run nothing else: a
+        ``progress`` that writes on it (inline, not the worker's reporter thread, which marks
+        itself ``threaded``) is called for the marks passed once the COPY has finished."""
         by_index = [writers[s].write_line for s in SPLITS]
+        live = progress is not None and getattr(progress, "threaded", False)
+        pending: list[int] = []
         n = 0
         mark = progress_every
         for split, line in self.arena_lines():
@@ -551,8 +584,12 @@ class SqlRows:
             n += 1
             if n == mark:
                 mark += progress_every
-                if progress is not None:
-                    progress(n)
+                if live:
+                    progress(n)  # type: ignore[misc]
+                elif progress is not None:
+                    pending.append(n)
+        for done in pending:
+            progress(done)  # type: ignore[misc]
         for split_name, row in self.annotation_rows():
             writers[split_name].write(row)
             n += 1
