@@ -211,11 +211,14 @@ def pg_copy_baseline() -> tuple[int, float]:
     from preferences.selectors import arena_turn_rows
 
     sql, params = arena_turn_rows(filters_for_bench()).query.sql_with_params()
-    with connection.cursor() as cur:
-        raw = cur.connection
+    import psycopg
+
+    connection.ensure_connection()
+    raw = connection.connection  # the psycopg connection (mogrify needs a client-side cursor)
+    with psycopg.ClientCursor(raw) as c2:
         t = time.perf_counter()
         n = 0
-        with raw.cursor() as c2, c2.copy(c2.mogrify(f"COPY ({sql}) TO STDOUT", params)) as cp:
+        with c2.copy(c2.mogrify(f"COPY ({sql}) TO STDOUT", params)) as cp:
             for chunk in cp:
                 n += bytes(chunk).count(b"\n")
         return n, time.perf_counter() - t
