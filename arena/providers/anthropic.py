@@ -69,26 +69,10 @@ class AnthropicClient(StreamingClient):
         self, http: httpx.AsyncClient | None, messages: Sequence[Message], params: GenerationParams
     ) -> AsyncIterator[AttemptEvent]:
         assert http is not None
-        request = http.build_request(
-            "POST",
-            self._url("/v1/messages"),
-            json=self._body(messages, params),
-            headers=self._headers(),
-        )
-        response = await http.send(request, stream=True)
-        try:
-            await self._raise_for_status(response)
-            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "text/event-stream":
-                raise errors.MalformedStream(
-                    f"unexpected content type {content_type or 'none'!r}",
-                    provider=self.endpoint.name,
-                    status=response.status_code,
-                )
-            async for event in self._read_stream(response):
-                yield event
-        finally:
-            await response.aclose()
+        body = self._body(messages, params)
+        readers = {"text/event-stream": self._read_stream}
+        async for event in self._post(http, "/v1/messages", body, readers):
+            yield event
 
     async def _read_stream(self, response: httpx.Response) -> AsyncIterator[AttemptEvent]:
         name = self.endpoint.name

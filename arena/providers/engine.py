@@ -16,7 +16,7 @@ import logging
 import ssl
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from functools import cache
@@ -269,6 +269,36 @@ class StreamingClient(ABC):
 
     def _url(self, path: str) -> str:
         return self.endpoint.base_url.rstrip("/") + path
+
+    def _headers(self) -> dict[str, str]:
+        return dict(self.endpoint.extra_headers)
+
+    async def _post(
+        self,
+        http: httpx.AsyncClient,
+        path: str,
+        body: dict[str, Any],
+        readers: dict[str, Callable[[httpx.Response], AsyncIterator[AttemptEvent]]],
+    ) -> AsyncIterator[AttemptEvent]:
+        """POST ``body`` with streaming on, map an error status to a typed error, then read the
+        answer with the reader registered for its content type (any other is MalformedStream).
+        The response is always closed, whatever the reader does."""
+        request = http.build_request("POST", self._url(path), json=body, headers=self._headers())
+        response = await http.send(request, stream=True)
+        try:
+            await self._raise_for_status(response)
+            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+            reader = readers.get(content_type)
+            if reader is None:
+                raise errors.MalformedStream(
+                    f"unexpected content type {content_type or 'none'!r}",
+                    provider=self.endpoint.name,
+                    status=response.status_code,
+                )
+            async for event in reader(response):
+                yield event
+        finally:
+            await response.aclose()
 
     async def _raise_for_status(self, response: httpx.Response) -> None:
         """Map a non-2xx response to a typed error (reads at most a little of the body)."""

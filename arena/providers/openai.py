@@ -55,30 +55,10 @@ class OpenAIClient(StreamingClient):
         self, http: httpx.AsyncClient | None, messages: Sequence[Message], params: GenerationParams
     ) -> AsyncIterator[AttemptEvent]:
         assert http is not None
-        request = http.build_request(
-            "POST",
-            self._url("/chat/completions"),
-            json=self._body(messages, params),
-            headers=self._headers(),
-        )
-        response = await http.send(request, stream=True)
-        try:
-            await self._raise_for_status(response)
-            content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type == "text/event-stream":
-                async for event in self._read_stream(response):
-                    yield event
-            elif content_type == "application/json":
-                async for event in self._read_json(response):
-                    yield event
-            else:
-                raise errors.MalformedStream(
-                    f"unexpected content type {content_type or 'none'!r}",
-                    provider=self.endpoint.name,
-                    status=response.status_code,
-                )
-        finally:
-            await response.aclose()
+        body = self._body(messages, params)
+        readers = {"text/event-stream": self._read_stream, "application/json": self._read_json}
+        async for event in self._post(http, "/chat/completions", body, readers):
+            yield event
 
     async def _read_stream(self, response: httpx.Response) -> AsyncIterator[AttemptEvent]:
         finish_reason: str | None = None
