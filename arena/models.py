@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from arena.providers import Endpoint, GenerationParams, Timeouts
+from preferences.pii import EMAIL_MARK, EMAIL_PATTERN, PHONE_HINT, PHONE_MARK, PHONE_PATTERN
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
@@ -196,6 +197,54 @@ class Battle(models.Model):
         return self.model_a if side == "a" else self.model_b
 
 
+class ScrubbedText(models.Func):
+    """A text column as the preference export's PII scrub leaves it, computed by the database.
+
+    PostgreSQL: ``''`` when the scrub changes nothing (almost every text: stored in one byte),
+    else the scrubbed text (``[EMAIL]`` / ``[PHONE]`` in it, so never ``''``). The patterns are
+    arguments, so a change to them is a schema change that ``makemigrations`` sees. Elsewhere
+    (SQLite has no regex replace): NULL, "not computed". Readers take NULL as "scrub it yourself".
+    """
+
+    output_field = models.TextField()
+
+    def __init__(self, expression: Any, email: str, phone: str, hint: str, **extra: Any) -> None:
+        super().__init__(
+            expression,
+            models.Value(email),
+            models.Value(phone),
+            models.Value(hint),
+            models.Value(EMAIL_MARK),
+            models.Value(PHONE_MARK),
+            **extra,
+        )
+
+    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return "NULL", []
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        (x, xp), (email, ep), (phone, pp), (hint, hp), (em, emp), (ph, php) = (
+            compiler.compile(e) for e in self.source_expressions
+        )
+        scrubbed = f"regexp_replace(regexp_replace({x}, {email}, {em}, 'g'), {phone}, {ph}, 'g')"
+        params = [*xp, *ep, *emp, *pp, *php]
+        # The common case (no '@', no phone hint: no pattern can match) costs two scans.
+        sql = (
+            f"CASE WHEN strpos({x}, '@') = 0 AND {x} !~ {hint} THEN '' "
+            f"WHEN {scrubbed} = {x} THEN '' ELSE {scrubbed} END"
+        )
+        return sql, [*xp, *xp, *hp, *params, *xp, *params]
+
+
+def _scrubbed(column: str) -> models.GeneratedField:
+    return models.GeneratedField(
+        expression=ScrubbedText(models.F(column), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT),
+        output_field=models.TextField(null=True),
+        db_persist=True,
+        help_text=f"The exports' PII scrub of {column}: '' when unchanged (see ScrubbedText).",
+    )
+
+
 class Turn(models.Model):
     battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="turns")
     index = models.PositiveSmallIntegerField()
@@ -204,6 +253,8 @@ class Turn(models.Model):
     has_code = models.BooleanField(default=False)
     prompt_chars = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(default=timezone.now)
+    # Maintained by the database on every write, so exports never run the PII regexes.
+    prompt_scrubbed = _scrubbed("prompt")
 
     class Meta:
         ordering = ["battle", "index"]
@@ -249,6 +300,8 @@ class Response(models.Model):
     leaks_identity = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Maintained by the database on every write, so exports never run the PII regexes.
+    text_scrubbed = _scrubbed("text")
 
     class Meta:
         ordering = ["turn", "side"]

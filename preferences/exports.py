@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from preferences.formats import Format, get_format, hf_features
+from preferences.pii import EMAIL_MARK, EMAIL_PATTERN, PHONE_HINT, PHONE_MARK, PHONE_PATTERN
 from preferences.selectors import OUTCOME_BOTH_BAD, OUTCOME_TIE, Pair, Ranking
 
 SPLITS = ("train", "test")
@@ -45,26 +46,8 @@ PARQUET_SETTINGS: dict[str, Any] = {
 MANIFEST_NAME = "SHA256SUMS"
 CARD_NAME = "README.md"
 
-# --- PII scrubbing --------------------------------------------------------------------------------
+# --- PII scrubbing (the patterns: preferences.pii) ---------------------------------------------
 
-# Both patterns use explicit ASCII classes (no \d / \s / \w, whose meaning differs between
-# Python's and PostgreSQL's regex engines and locales): the PostgreSQL export path
-# (preferences.sql_export) runs the very same pattern strings through regexp_replace, and
-# tests/preferences/test_sql_export.py checks both engines agree on a fuzzed corpus.
-EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-_SEP = r"[ \t\n\r\f\v.-]"
-# International or national numbers with separators: +44 20 7946 0958, (555) 123-4567,
-# 555.123.4567, +15551234567. Dates (2024-01-15) and short numbers do not match.
-PHONE_PATTERN = (
-    r"(?=[+(0-9])(?<![A-Za-z0-9_+(.-])(?:"
-    r"(?:\+[0-9]{1,3}" + _SEP + r"?)?\([0-9]{1,4}\)" + _SEP + r"?[0-9]{3,4}" + _SEP + r"[0-9]{3,4}"
-    r"|(?:\+[0-9]{1,3}" + _SEP + r"?)?[0-9]{2,4}" + _SEP + r"[0-9]{3,4}" + _SEP + r"[0-9]{3,4}"
-    r"|\+[0-9]{9,15}"
-    r")(?![A-Za-z0-9_]|[.-][0-9])"
-)
-# Every phone number above has a digit, a separator and three digits, or '+' and nine digits:
-# texts without either skip the slow pattern (in both engines).
-PHONE_HINT = r"[0-9][ \t\n\r\f\v.-][0-9]{3}|\+[0-9]{9}"
 EMAIL = re.compile(EMAIL_PATTERN)
 PHONE = re.compile(PHONE_PATTERN)
 _PHONE_HINT = re.compile(PHONE_HINT)
@@ -73,10 +56,10 @@ _PHONE_HINT = re.compile(PHONE_HINT)
 def scrub(text: str) -> str:
     """Replace email addresses and phone numbers with ``[EMAIL]`` / ``[PHONE]``."""
     if "@" in text:
-        text = EMAIL.sub("[EMAIL]", text)
+        text = EMAIL.sub(EMAIL_MARK, text)
     if _PHONE_HINT.search(text) is None:
         return text
-    return PHONE.sub("[PHONE]", text)
+    return PHONE.sub(PHONE_MARK, text)
 
 
 def scrub_pair(pair: Pair) -> Pair:

@@ -290,7 +290,7 @@ LINES: dict[str, Callable[[ExportOptions, dict[str, bool]], str]] = {
 
 _BASE_COLUMNS = (
     "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created, "
-    "prompt, ta, tb, idx, battle_id"
+    "prompt, ta, tb, idx, battle_id, sp, sa, sb"
 )
 _VOTE_COLUMNS = "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created"
 
@@ -300,23 +300,29 @@ def _str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _scrubber(options: ExportOptions) -> Callable[[str], str]:
+def _scrubber(options: ExportOptions) -> Callable[[str, str], str]:
+    """``scrub(text, stored)``: the scrubbed text from the stored scrub (``ScrubbedText``: ''
+    for unchanged, else the scrubbed text) or, where it is NULL (not computed; a missing
+    response), from the patterns."""
     if not options.scrub_pii:
-        return lambda x: x
+        return lambda x, stored: x
     email, phone = _str(EMAIL_PATTERN), _str(PHONE_PATTERN)
 
     maybe_phone = _str(PHONE_HINT)
 
     # Only texts with an '@' / the phone hint can match (as in exports.scrub); the full
     # patterns (lookarounds) are several times slower than these checks.
-    def scrub(x: str) -> str:
+    def scrub(x: str, stored: str) -> str:
         email_step = (
             f"CASE WHEN strpos({x}, '@') > 0 THEN regexp_replace({x}, {email}, '[EMAIL]', 'g') "
             f"ELSE {x} END"
         )
-        return (
+        live = (
             f"CASE WHEN {x} ~ {maybe_phone} THEN regexp_replace({email_step}, {phone}, "
             f"'[PHONE]', 'g') ELSE {email_step} END"
+        )
+        return (
+            f"CASE WHEN {stored} = '' THEN {x} WHEN {stored} IS NULL THEN {live} ELSE {stored} END"
         )
 
     return scrub
@@ -326,7 +332,14 @@ def _base_sql(filters: PairFilters) -> str:
     """The selector's (vote, turn) query with its parameters inlined (COPY takes none)."""
     sql, params = (
         arena_turn_rows(filters)
-        .values_list(*ARENA_COLUMNS, "index", "battle_id")
+        .values_list(
+            *ARENA_COLUMNS,
+            "index",
+            "battle_id",
+            "prompt_scrubbed",
+            "ra__text_scrubbed",
+            "rb__text_scrubbed",
+        )
         .query.sql_with_params()
     )
     connection.ensure_connection()
@@ -350,13 +363,14 @@ def _votes_sql(filters: PairFilters, options: ExportOptions) -> str:
         """A vote's texts as an array, read again in turn order: only for several turns."""
         if side is None:
             many = (
-                f"SELECT array_agg({scrub('t2.prompt')} ORDER BY t2.index) FROM {turn} t2 "
+                f"SELECT array_agg({scrub('t2.prompt', 't2.prompt_scrubbed')} ORDER BY t2.index) "
+                f"FROM {turn} t2 "
                 "WHERE t2.battle_id = t.battle_id"
             )
         else:
             text = "coalesce(r2.text, '')"
             many = (
-                f"SELECT array_agg({scrub(text)} ORDER BY t2.index) FROM {turn} t2 "
+                f"SELECT array_agg({scrub(text, 'r2.text_scrubbed')} ORDER BY t2.index) FROM {turn} t2 "
                 f"LEFT JOIN {response} r2 ON r2.turn_id = t2.id AND r2.side = '{side}' "
                 "WHERE t2.battle_id = t.battle_id"
             )
@@ -365,8 +379,8 @@ def _votes_sql(filters: PairFilters, options: ExportOptions) -> str:
     return f"""
 WITH t AS (
     SELECT b.*,
-           {scrub("b.prompt")} AS p, {scrub("coalesce(b.ta, '')")} AS a,
-           {scrub("coalesce(b.tb, '')")} AS bb,
+           {scrub("b.prompt", "b.sp")} AS p, {scrub("coalesce(b.ta, '')", "b.sa")} AS a,
+           {scrub("coalesce(b.tb, '')", "b.sb")} AS bb,
            b.vote_id IS DISTINCT FROM lag(b.vote_id) OVER o AS first,
            b.vote_id IS DISTINCT FROM lead(b.vote_id) OVER o AS last
     FROM ({_base_sql(filters)}) AS b({_BASE_COLUMNS})

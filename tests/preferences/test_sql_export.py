@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from arena.models import Response, Vote
+from arena.models import Response, Turn, Vote
 from preferences.exports import (
     EMAIL_PATTERN,
     PHONE_PATTERN,
@@ -150,3 +150,49 @@ def test_split_threshold_matches_split_of(fraction):
         assert (value < threshold) == (split_of(prompt, fraction) == "test")
     if threshold:
         assert (threshold - 1) / 2**64 < fraction <= threshold / 2**64
+
+
+def _stored(text: str) -> str:
+    """What ``ScrubbedText`` stores for ``text`` on PostgreSQL."""
+    scrubbed = scrub(text)
+    return "" if scrubbed == text else scrubbed
+
+
+def test_stored_scrub_is_kept_by_the_database_on_every_write():
+    battle = f.voted_battle(
+        prompts=["mail jo.doe@mail.example.org", "plain question"],
+        answers_a=["call +1 (555) 123-4567", "fine"],
+        answers_b=["no pii here", "v1.2.3 on 2024-01-15"],
+    )
+    turns = list(battle.turns.order_by("index").values_list("prompt", "prompt_scrubbed"))
+    assert turns == [("mail jo.doe@mail.example.org", "mail [EMAIL]"), ("plain question", "")]
+    texts = Response.objects.filter(turn__battle=battle).order_by("turn__index", "side")
+    assert [r.text_scrubbed for r in texts] == ["call [PHONE]", "", "", ""]
+    # The arena's write paths: the generation task's conditional update, a regenerate's reset.
+    response = texts[1]
+    Response.objects.filter(pk=response.pk).update(text="now 555.123.4567 and x@y.example.com")
+    response.refresh_from_db()
+    assert response.text_scrubbed == "now [PHONE] and [EMAIL]"
+    response.text = ""
+    response.save(update_fields=["text"])
+    response.refresh_from_db()
+    assert response.text_scrubbed == ""
+
+
+def test_stored_scrub_matches_the_python_scrub_on_a_fuzzed_corpus():
+    rng = random.Random(11)
+    alphabet = list("0123456789" * 4) + list(" .-+()@_ab\tx\n") + ["com", ".org", "é", "٣"]
+    texts = [
+        "call +1 (555) 123-4567 or 555.123.4567",
+        "+44 20 7946 0958 and jo.doe+x@mail.example.org",
+        "on 2024-01-15, v1.2.3, ip 192.168.100.200, id 12345678, +15551234567",
+    ]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(5, 40))) for _ in range(1500)]
+    battle = f.voted_battle(prompts=["corpus"])
+    Turn.objects.bulk_create(
+        Turn(battle=battle, index=i, prompt=text) for i, text in enumerate(texts, start=1)
+    )
+    stored = dict(
+        Turn.objects.filter(battle=battle, index__gte=1).values_list("prompt", "prompt_scrubbed")
+    )
+    assert stored == {text: _stored(text) for text in texts}

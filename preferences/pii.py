@@ -1,0 +1,28 @@
+"""The PII patterns of preference exports, shared by Python, PostgreSQL and the arena's stored
+scrub (no Django imports: ``arena.models`` reads them to define its generated columns).
+
+Both patterns use explicit ASCII classes (no \\d / \\s / \\w, whose meaning differs between
+Python's and PostgreSQL's regex engines and locales): the PostgreSQL export path
+(preferences.sql_export) and the generated columns ``Turn.prompt_scrubbed`` /
+``Response.text_scrubbed`` run the very same pattern strings through ``regexp_replace``, and
+tests/preferences/test_sql_export.py checks both engines agree on a fuzzed corpus.
+"""
+
+from __future__ import annotations
+
+EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+_SEP = r"[ \t\n\r\f\v.-]"
+# International or national numbers with separators: +44 20 7946 0958, (555) 123-4567,
+# 555.123.4567, +15551234567. Dates (2024-01-15) and short numbers do not match.
+PHONE_PATTERN = (
+    r"(?=[+(0-9])(?<![A-Za-z0-9_+(.-])(?:"
+    r"(?:\+[0-9]{1,3}" + _SEP + r"?)?\([0-9]{1,4}\)" + _SEP + r"?[0-9]{3,4}" + _SEP + r"[0-9]{3,4}"
+    r"|(?:\+[0-9]{1,3}" + _SEP + r"?)?[0-9]{2,4}" + _SEP + r"[0-9]{3,4}" + _SEP + r"[0-9]{3,4}"
+    r"|\+[0-9]{9,15}"
+    r")(?![A-Za-z0-9_]|[.-][0-9])"
+)
+# Every phone number above has a digit, a separator and three digits, or '+' and nine digits:
+# texts without either skip the slow pattern (in both engines).
+PHONE_HINT = r"[0-9][ \t\n\r\f\v.-][0-9]{3}|\+[0-9]{9}"
+EMAIL_MARK = "[EMAIL]"
+PHONE_MARK = "[PHONE]"
