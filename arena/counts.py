@@ -51,15 +51,23 @@ def counts_add_vote(vote: Vote) -> None:
     """
     if not connection.in_atomic_block:
         raise RuntimeError("counts_add_vote must run inside the vote's transaction")
+    statement = counts_add_vote_sql(vote)
+    if statement is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(*statement)
+
+
+def counts_add_vote_sql(vote: Vote) -> tuple[str, list[object]] | None:
+    """The one upsert statement (with its parameters) that counts ``vote``, or None when the vote
+    is not counted. The vote service runs it inside its own write statement on PostgreSQL."""
     if not vote_counts(vote):
-        return
+        return None
     battle = vote.battle
     categories = sorted({"all", *(str(c) for c in (battle.categories or []))})
     rows = [(c, battle.model_a_id, battle.model_b_id, vote.winner) for c in categories]
     # One statement for all the vote's categories (each cell appears once, so the multi-row
     # upsert never touches a row twice).
-    with connection.cursor() as cursor:
-        cursor.execute(_upsert_sql(len(rows)), [value for row in rows for value in row])
+    return _upsert_sql(len(rows)), [value for row in rows for value in row]
 
 
 def _recount_sql() -> str:
