@@ -149,8 +149,14 @@ def _json_list(expr: str, strings_only: bool) -> str:
 def _epoch_seconds(expr: str) -> str:
     """``created.timestamp()`` as Python's repr writes it: PostgreSQL's exact epoch (6 decimals)
     without trailing zeros, one kept (the float nearest a microsecond epoch prints as that
-    decimal: doubles near 1e9 are 2.4e-7 apart, finer than a microsecond)."""
-    return f"regexp_replace(extract(epoch FROM {expr})::text, '0{{1,5}}$', '')"
+    decimal: doubles near 1e9 are 2.4e-7 apart, finer than a microsecond). ``trim_scale`` drops
+    the zeros, ``+ 0.0`` keeps one decimal (a sum has the larger scale); no regex per row."""
+    return f"(trim_scale(extract(epoch FROM {expr})) + 0.0)::text"
+
+
+def _arena_id() -> str:
+    """``"arena:<uuid>"`` as JSON: a UUID's text has nothing to escape (no ``to_json`` call)."""
+    return """'"arena:' || v.public_id::text || '"'"""
 
 
 def _iso_utc(expr: str) -> str:
@@ -233,7 +239,7 @@ def _line_arena_battles(options: ExportOptions, lists: dict[str, bool]) -> str:
         "WHEN 'tie' THEN '\"tie\"' WHEN 'both_bad' THEN '\"tie (bothbad)\"' END"
     )
     return (
-        f"""'{{"question_id":' || {_j("'arena:' || v.public_id::text")} """
+        f"""'{{"question_id":' || {_arena_id()} """
         f"""|| ',"model_a":' || {_j("v.model_a")} || ',"model_b":' || {_j("v.model_b")} """
         f"""|| ',"winner":' || {winner} || ',"judge":' || {_j("left(v.voter, 16)")} """
         f"""|| ',"conversation_a":' || {_conversation("v.xa")} """
@@ -267,7 +273,7 @@ def _line_rankings(options: ExportOptions, lists: dict[str, bool]) -> str:
 
     prompt = _turns(lambda i: _user(f"v.ps[{i}]"), "','")
     return (
-        f"""'{{"id":' || {_j("'arena:' || v.public_id::text")} """
+        f"""'{{"id":' || {_arena_id()} """
         f"""|| ',"source":"{SOURCE_ARENA}","prompt":[' || {prompt} """
         f"""|| '],"responses":[' || {response("v.xa", "v.model_a", rank_a)} || ',' """
         f"""|| {response("v.xb", "v.model_b", rank_b)} """
@@ -388,7 +394,7 @@ WITH t AS (
     WINDOW o AS (ORDER BY b.vote_id, b.idx)
     ORDER BY b.vote_id, b.idx  -- already in this order: tells the levels above
 ), v0 AS (
-    SELECT {_VOTE_COLUMNS}, t.p AS p1, t.a AS a1, t.bb AS b1,
+    SELECT {_VOTE_COLUMNS}, t.p AS p1, t.a AS a1, t.bb AS b1, to_json(t.p)::text AS pj1,
            CASE WHEN t.winner = 'b' THEN t.bb ELSE t.a END AS c1,
            CASE WHEN t.winner = 'b' THEN t.a ELSE t.bb END AS r1,
            {texts(None)} AS ps, {texts("a")} AS xa, {texts("b")} AS xb,
@@ -428,7 +434,8 @@ def _key(column: str = "h") -> str:
     return f"substring({column} FROM 1 FOR {DEDUP_KEY_BYTES})"
 
 
-_SCALARS = {
+_SCALARS = {  # in this order: the first prompt's JSON (used twice by some formats) first
+    "to_json(v.ps[1])::text": "v.pj1",
     "v.ps[1]": "v.p1",
     "v.xa[1]": "v.a1",
     "v.xb[1]": "v.b1",
