@@ -4,7 +4,7 @@
 
 The stack is the one ``docker/compose.yml`` runs, on 127.0.0.1: PostgreSQL (a fresh database,
 BENCH_DATABASE_URL, default ``postgresql://postgres@127.0.0.1:5432/pa_bench_arena``, dropped and
-migrated at start), Redis DB 7 (prefixes ``pa-bench``), gunicorn (sync workers) for HTTP, uvicorn
+migrated at start), Redis DB 7 (prefixes ``pa-bench``), gunicorn (5 sync workers, as docker/ runs it) for HTTP, uvicorn
 (2 workers) for ``/ws/``, a Celery worker with a threads pool (``-c 220``) and the fake provider
 (``tests/fakes/fake_llm.py``, through ``bench/_stack.py``) in its own process streaming at a
 fixed rate. Rate limits are switched off through the ``ARENA_*`` settings. Every process is
@@ -774,7 +774,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller and shorter (smoke run)")
     parser.add_argument("--only", choices=["votes", "starts", "stream"])
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP connections")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers")
+    parser.add_argument("--web-workers", type=int, default=5, help="gunicorn workers")
     parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
     parser.add_argument("--threads", type=int, default=4, help="gthread threads per worker")
     parser.add_argument("--ws-workers", type=int, default=2, help="uvicorn workers")
