@@ -2,20 +2,48 @@
 
 ``connect`` authenticates through the session (only the voter who started the battle may join),
 joins the battle's group, then sends what the page may have missed: a snapshot of every running
-response and the finished panes. No ORM writes here.
+response and, when something has finished since the page was served, the finished panes. No ORM
+writes here, and the connect path is two small queries: a burst of pages opening their sockets
+together (a hundred battles started in a second) must not queue behind template rendering.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from arena import streaming
-from arena.models import Response
-from arena.services import battle_for_voter, voter_key
+from arena.models import Battle, Response
+from arena.services import parse_public_id, voter_key
 from config.errors import NotFound
+
+
+def _battle_owned(public_id: str, voter: str) -> tuple[int, str] | None:
+    """(pk, public id) of the battle if ``voter`` owns it."""
+    try:
+        uid = parse_public_id(public_id, "battle")
+    except NotFound:
+        return None
+    row = Battle.objects.filter(public_id=uid).values_list("pk", "voter").first()
+    if row is None or not hmac.compare_digest(row[1], voter):
+        return None
+    return row[0], str(uid)
+
+
+def _last_turn(battle_pk: int) -> tuple[list[tuple[str, str, int, str]], bool]:
+    """The last turn's responses (public id, side, attempt, state), and whether the battle is
+    voted, in one query (a turn has exactly two responses)."""
+    rows = list(
+        Response.objects.filter(turn__battle_id=battle_pk)
+        .order_by("-turn__index", "side")
+        .values_list("public_id", "side", "attempt", "state", "turn__battle__state")[:2]
+    )
+    voted = bool(rows) and rows[0][4] == Battle.State.VOTED
+    return [(str(p), side, attempt, state) for p, side, attempt, state, _ in rows], voted
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):
@@ -26,14 +54,12 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         if not session_key:
             await self.close(code=4403)
             return
-        try:
-            self.battle = await database_sync_to_async(battle_for_voter)(
-                public_id=battle_id, voter=voter_key(session_key)
-            )
-        except NotFound:
+        owned = await database_sync_to_async(_battle_owned)(battle_id, voter_key(session_key))
+        if owned is None:
             await self.close(code=4403)
             return
-        self.group = streaming.battle_group(self.battle.public_id)
+        self.battle_pk, self.battle_public_id = owned
+        self.group = streaming.battle_group(self.battle_public_id)
         await self.accept()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.catch_up()
@@ -47,39 +73,28 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             await self.catch_up()
 
     async def catch_up(self) -> None:
-        running = await database_sync_to_async(self._running)()
-        for public_id, side, attempt in running:
-            partial = await streaming.load_partial(public_id)
+        responses, voted = await database_sync_to_async(_last_turn)(self.battle_pk)
+        running = [
+            r for r in responses if r[3] in (Response.State.PENDING, Response.State.STREAMING)
+        ]
+        partials = await asyncio.gather(*(streaming.load_partial(r[0]) for r in running))
+        for (public_id, side, attempt, _), partial in zip(running, partials, strict=True):
             epoch, text = partial if partial else (streaming.epoch_of(attempt), "")
             await self.send_json(
-                {
-                    "k": "snapshot",
-                    "r": public_id,
-                    "side": side,
-                    "epoch": epoch,
-                    "offset": 0,
-                    "text": text,
-                }
-            )
-        html = await database_sync_to_async(self._finished_html)()
-        if html:
-            await self.send(text_data=html)
-
-    def _running(self) -> list[tuple[str, str, int]]:
-        last = self.battle.turns.order_by("-index").first()
-        if last is None:
-            return []
-        return [
-            (str(r.public_id), r.side, r.attempt)
-            for r in last.responses.filter(
-                state__in=[Response.State.PENDING, Response.State.STREAMING]
-            )
-        ]
+                {"k": "snapshot", "r": public_id, "side": side, "epoch": epoch, "offset": 0,
+                 "text": text}
+            )  # fmt: skip
+        # Rendered fragments only when a pane has finished (or the battle is voted): while both
+        # answers stream, the page as served already shows the right vote bar and composer.
+        if voted or len(running) < len(responses):
+            html = await database_sync_to_async(self._finished_html)()
+            if html:
+                await self.send(text_data=html)
 
     def _finished_html(self) -> str:
         from arena.views import render_live_update
 
-        return render_live_update(str(self.battle.public_id))
+        return render_live_update(self.battle_public_id)
 
     async def stream_frame(self, event: dict[str, Any]) -> None:
         await self.send_json(event["frame"])

@@ -137,13 +137,14 @@ def battle_for_voter(*, public_id: object, voter: str, lock: bool = False) -> Ba
     qs = Battle.objects.select_related("model_a", "model_b")
     if lock:
         qs = qs.select_for_update(of=("self",))
-    battle = qs.filter(public_id=_uuid(public_id, "battle")).first()
+    battle = qs.filter(public_id=parse_public_id(public_id, "battle")).first()
     if battle is None or not hmac.compare_digest(battle.voter, voter):
         raise NotFound("No such battle.")
     return battle
 
 
-def _uuid(value: object, what: str) -> uuid.UUID:
+def parse_public_id(value: object, what: str) -> uuid.UUID:
+    """A public UUID from a URL or form; NotFound (never a 500) for anything else."""
     try:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
     except (ValueError, TypeError, AttributeError):
@@ -183,7 +184,7 @@ def _response_for_voter(
     response = (
         Response.objects.select_for_update()
         .select_related("turn")
-        .filter(public_id=_uuid(response_id, "response"), turn__battle=battle)
+        .filter(public_id=parse_public_id(response_id, "response"), turn__battle=battle)
         .first()
     )
     if response is None:
@@ -319,7 +320,7 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
     """
     if winner not in Vote.Winner.values:
         raise ApplicationError("Vote A, B, tie or both bad.", code="invalid_winner")
-    public_id = _uuid(battle_id, "battle")
+    public_id = parse_public_id(battle_id, "battle")
     flags: list[str] = []
     try:
         with transaction.atomic():
