@@ -2,13 +2,16 @@
 
 A row-by-row Python exporter cannot reach the export budget (fetching the rows into Python
 tuples alone is slower than it), so on PostgreSQL the arena part of a release is one
-``COPY (SELECT line ...) TO STDOUT``: the per-turn PII scrub (``regexp_replace`` with the very
-pattern strings of :mod:`preferences.exports`), the per-vote grouping of turns, the prompt-hash
+``COPY (SELECT line ...) TO STDOUT``: the per-turn PII scrub (stored by the database on every
+write in ``Turn.prompt_scrubbed`` / ``Response.text_scrubbed``, computed with ``regexp_replace``
+and the very pattern strings of :mod:`preferences.pii` where it is NULL), the per-vote grouping
+of turns, the prompt-hash
 split (sha256 of the stripped first user turn, as ``split_of``), the prompt dedup
 (``DISTINCT ON`` the same key, first vote wins) and the compact JSON of each format
 (``to_json(text)`` escapes exactly as Python's ``json`` with ``ensure_ascii=False``) all run in
-SQL. Each COPY row is the split (``0`` train, ``1`` test) followed by the JSON line; Python
-appends it to the split's writer (JSONL, gzip or Parquet via ``pyarrow.json``).
+SQL. Each COPY row (binary format: the bytes as they are) is the split (``0`` train, ``1``
+test), the JSON line and its newline; Python appends it to the split's writer (JSONL, gzip or
+Parquet via ``pyarrow.json``).
 
 The output is byte-identical to the Python path (``format_rows`` / ``rankings_rows`` +
 ``write_splits``), which stays the path for SQLite; tests/preferences/test_sql_export.py
@@ -22,7 +25,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psycopg
@@ -56,7 +59,9 @@ from preferences.selectors import (
 PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 ARENA_KEYS = "prefs_export_arena_keys"
 WORK_MEM = "64MB"
-COPY_OPTIONS = "(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"  # never in a JSON line
+# Binary: PostgreSQL sends each line's bytes as they are (no per-character CSV/text escaping).
+COPY_OPTIONS = "(FORMAT binary)"
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"  # then flags (4 bytes), extension length (4), extension
 
 
 def available() -> bool:
@@ -492,7 +497,7 @@ def _line(options: ExportOptions) -> str:
 
 def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
     """SELECT of one text column per arena vote, in vote id order: the split digit (0 train,
-    1 test) then the format's JSON line. Complete SQL, no parameters."""
+    1 test), the format's JSON line and a newline. Complete SQL, no parameters."""
     threshold = split_threshold(options.test_fraction)
     if threshold >= 2**64:
         split = "'1'"
@@ -508,7 +513,7 @@ def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
     line = _line(options)
     return (
         _votes_sql(filters, options)
-        + f"\nSELECT {split} || {line} FROM v {dedup} ORDER BY v.vote_id"
+        + f"\nSELECT {split} || {line} || E'\\n' FROM v {dedup} ORDER BY v.vote_id"
     )
 
 
@@ -520,6 +525,21 @@ def arena_keys_sql(filters: PairFilters, options: ExportOptions) -> str:
 # --- the line source -------------------------------------------------------------------------
 
 
+def _fields(copy: Iterable[Any]) -> Iterator[bytes]:
+    """The one field of every row of a binary COPY of one non-null column: a message per row,
+    a 2-byte field count and a 4-byte length before the bytes; the file header comes with the
+    first row, the trailer (field count -1) alone."""
+    first = True
+    for message in copy:
+        data = bytes(message)
+        if first:
+            first = False
+            assert data.startswith(_SIGNATURE), "not a binary COPY"
+            data = data[19 + int.from_bytes(data[15:19], "big") :]
+        if len(data) > 2:  # not the trailer (read on, so that the COPY ends cleanly)
+            yield data[6:]
+
+
 @dataclasses.dataclass
 class SqlRows:
     """A release's rows for ``write_splits`` on PostgreSQL: the arena part as lines from one
@@ -527,7 +547,6 @@ class SqlRows:
 
     filters: PairFilters
     options: ExportOptions
-    copy_chunk: int = 1 << 20
 
     def _arena(self) -> PairFilters:
         return dataclasses.replace(self.filters, sources=(SOURCE_ARENA,))
@@ -548,8 +567,7 @@ class SqlRows:
                 cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
                 cur.execute("SET LOCAL jit = off")
             with cur.copy(f"COPY ({sql}) TO STDOUT {COPY_OPTIONS}") as copy:
-                for row in copy:  # one COPY data message per row
-                    data = bytes(row)
+                for data in _fields(copy):  # one COPY data message per row
                     yield data[0] - 48, data[1:]
 
     def annotation_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
