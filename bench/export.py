@@ -101,9 +101,12 @@ def ensure_database() -> None:
 
 
 def _defaults(model: type, given: dict[str, object]) -> list[tuple[str, object]]:
-    """Every concrete column: given values first, then each field's Python default."""
+    """Every concrete column: given values first, then each field's Python default (generated
+    columns, such as the stored PII scrub, are written by PostgreSQL itself)."""
     cols: list[tuple[str, object]] = []
     for field in model._meta.concrete_fields:
+        if field.generated:
+            continue
         if field.column in given:
             cols.append((field.column, given[field.column]))
             continue
