@@ -35,6 +35,22 @@ def battle_view(battle: Battle) -> BattleView:
     """The whole conversation with its responses, in two queries."""
     turns = list(battle.turns.order_by("index"))
     responses = list(Response.objects.filter(turn__battle=battle).order_by("side"))
+    return _view(battle, turns, responses)
+
+
+def last_turn_view(battle: Battle) -> BattleView:
+    """Only the last turn (what the live page's pushed fragments show), in one query: a turn has
+    exactly two responses, so the last turn's are the first two by descending turn index."""
+    responses = sorted(
+        Response.objects.filter(turn__battle=battle)
+        .select_related("turn")
+        .order_by("-turn__index", "side")[:2],
+        key=lambda r: r.side,
+    )
+    return _view(battle, [responses[0].turn], responses)
+
+
+def _view(battle: Battle, turns: list[Turn], responses: list[Response]) -> BattleView:
     by_turn: dict[int, list[Response]] = {}
     for response in responses:
         if response.is_finished and response.state != Response.State.FAILED:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from arena import streaming
 from arena.metrics import GENERATIONS, TTFT
-from arena.models import Response, model_identity_words
+from arena.models import LLM, Battle, Response, Turn, model_identity_words
 from arena.providers import (
     Completion,
     Endpoint,
@@ -91,39 +91,74 @@ class Outcome:
     restarts: int = 0
 
 
-def _load_job(response_pk: int, attempt: int) -> Job | None:
-    """Claim the attempt (pending -> streaming) and read everything the stream needs."""
-    with transaction.atomic():
-        claimed = Response.objects.filter(
-            pk=response_pk, attempt=attempt, state=Response.State.PENDING
-        ).update(state=Response.State.STREAMING)
-        if not claimed:
-            return None  # finished, stopped, superseded by a regenerate, or already running
-        response = Response.objects.select_related(
-            "turn__battle__model_a__provider", "turn__battle__model_b__provider"
-        ).get(pk=response_pk)
-    turn = response.turn
-    battle = turn.battle
-    llm = battle.model_for(response.side)
-    messages: list[dict[str, str]] = []
-    earlier = (
-        Response.objects.filter(turn__battle=battle, turn__index__lt=turn.index, side=response.side)
-        .select_related("turn")
-        .order_by("turn__index")
+def _claim(response_pk: int, attempt: int) -> tuple[Any, ...] | None:
+    """Claim the attempt (pending -> streaming) and read the turn and battle it belongs to: one
+    statement on PostgreSQL (UPDATE ... FROM ... RETURNING), an UPDATE and a SELECT in one
+    transaction elsewhere (SQLite's RETURNING sees only the updated table)."""
+    response, turn, battle = Response._meta.db_table, Turn._meta.db_table, Battle._meta.db_table
+    columns = (
+        f"{response}.public_id, {response}.side, t.{connection.ops.quote_name('index')},"
+        f" t.prompt, b.id, b.public_id, b.model_a_id, b.model_b_id"
     )
-    for previous in earlier:
-        messages.append({"role": "user", "content": previous.turn.prompt})
-        messages.append({"role": "assistant", "content": previous.text})
-    messages.append({"role": "user", "content": turn.prompt})
+    claim = [Response.State.STREAMING, response_pk, attempt, Response.State.PENDING]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {response} SET state = %s FROM {turn} t JOIN {battle} b"
+                f" ON b.id = t.battle_id WHERE {response}.id = %s AND {response}.attempt = %s"
+                f" AND {response}.state = %s AND t.id = {response}.turn_id RETURNING {columns}",
+                claim,
+            )
+            return cursor.fetchone()  # type: ignore[no-any-return]
+        with transaction.atomic():
+            cursor.execute(
+                f"UPDATE {response} SET state = %s WHERE id = %s AND attempt = %s AND state = %s",
+                claim,
+            )
+            if cursor.rowcount != 1:
+                return None
+            cursor.execute(
+                f"SELECT {columns} FROM {response} JOIN {turn} t ON t.id = {response}.turn_id"
+                f" JOIN {battle} b ON b.id = t.battle_id WHERE {response}.id = %s",
+                [response_pk],
+            )
+            return cursor.fetchone()  # type: ignore[no-any-return]
+
+
+def _load_job(response_pk: int, attempt: int) -> Job | None:
+    """Claim the attempt (pending -> streaming) and read everything the stream needs.
+
+    The claim and the read are one statement (UPDATE ... RETURNING), the conversation so far one
+    more query only after the first turn, the two models one query: this runs for every response
+    of a burst of battle starts, next to the streams already running in the process."""
+    row = _claim(response_pk, attempt)
+    if row is None:
+        return None  # finished, stopped, superseded by a regenerate, or already running
+    public_id, side, index, prompt, battle_pk, battle_public_id, model_a_id, model_b_id = row
+    public_id = _RESPONSE_PUBLIC_ID.to_python(public_id)
+    battle_public_id = _BATTLE_PUBLIC_ID.to_python(battle_public_id)
+    messages: list[dict[str, str]] = []
+    if index > 0:
+        earlier = (
+            Response.objects.filter(turn__battle_id=battle_pk, turn__index__lt=index, side=side)
+            .order_by("turn__index")
+            .values_list("turn__prompt", "text")
+        )
+        for previous_prompt, previous_text in earlier:
+            messages.append({"role": "user", "content": previous_prompt})
+            messages.append({"role": "assistant", "content": previous_text})
+    messages.append({"role": "user", "content": prompt})
+    models = LLM.objects.select_related("provider").in_bulk([model_a_id, model_b_id])
+    llm = models[model_a_id if side == "a" else model_b_id]
     words = list(settings.ARENA_LEAK_WORDS)
-    for model in (battle.model_a, battle.model_b):
+    for model in (models[model_a_id], models[model_b_id]):
         words += model_identity_words(model)
-    seed = int(response.public_id.int % 2**31)
+    seed = int(public_id.int % 2**31)
     return Job(
-        response_pk=response.pk,
-        public_id=str(response.public_id),
-        battle_public_id=str(battle.public_id),
-        side=response.side,
+        response_pk=response_pk,
+        public_id=str(public_id),
+        battle_public_id=str(battle_public_id),
+        side=side,
         attempt=attempt,
         provider=llm.provider.name,
         endpoint=llm.provider.to_endpoint(),
@@ -131,6 +166,10 @@ def _load_job(response_pk: int, attempt: int) -> Job | None:
         messages=messages,
         leak_words=words,
     )
+
+
+_RESPONSE_PUBLIC_ID = Response._meta.get_field("public_id")
+_BATTLE_PUBLIC_ID = Battle._meta.get_field("public_id")
 
 
 async def _stream(job: Job) -> Outcome:

@@ -167,7 +167,7 @@ def render_live_update(battle_public_id: str) -> str:
     )
     if obj is None:
         return ""
-    view = selectors.battle_view(obj)
+    view = selectors.last_turn_view(obj)
     # Pushed fragments have no request: htmx sends the CSRF header set once in base.html.
     context = {"v": view, "battle": obj, "revealed": view.voted, "oob": True}
     parts = [

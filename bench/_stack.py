@@ -205,8 +205,11 @@ def make_wsgi() -> Any:
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
 
+    from config.warmup import warm_up
+
     application = get_wsgi_application()
     settings.ROOT_URLCONF = "bench._stack"  # before the first request builds the resolver
+    warm_up()  # as config.wsgi does
     return application
 
 

@@ -20,6 +20,9 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.warmup import warm_up  # noqa: E402
+
+warm_up()
 
 router = ProtocolTypeRouter(
     {
