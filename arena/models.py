@@ -219,10 +219,20 @@ class ScrubbedText(models.Func):
             **extra,
         )
 
-    def as_sql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
-        return "NULL", []
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        return "NULL", ()
 
-    def as_postgresql(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+    def as_postgresql(
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, tuple[Any, ...]]:
         (x, xp), (email, ep), (phone, pp), (hint, hp), (em, emp), (ph, php) = (
             compiler.compile(e) for e in self.source_expressions
         )
@@ -233,7 +243,7 @@ class ScrubbedText(models.Func):
             f"CASE WHEN strpos({x}, '@') = 0 AND {x} !~ {hint} THEN '' "
             f"WHEN {scrubbed} = {x} THEN '' ELSE {scrubbed} END"
         )
-        return sql, [*xp, *xp, *hp, *params, *xp, *params]
+        return sql, (*xp, *xp, *hp, *params, *xp, *params)
 
 
 def _scrubbed(column: str) -> models.GeneratedField:
