@@ -18,6 +18,7 @@ an instrumented fake provider.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import json
@@ -290,6 +291,57 @@ def serve_fake(tps: float, delay: float, words: int) -> None:
 
     fake_llm._write_chunk = write_chunk  # the module-level helper every response writes through
 
+    class Clock:
+        """One timer for every stream: each tick writes the tokens that are due on every open
+        stream. A timer and a drain per token (the test server's way) cost the fake provider about
+        0.3 of a core at 6,000 tokens/s, CPU that the system under test then does not get; a real
+        provider does not run on our cores."""
+
+        TICK = 0.005
+
+        def __init__(self) -> None:
+            self.streams: list[list[Any]] = []  # [writer, events, index, start, record, done]
+            self.task: asyncio.Task[None] | None = None
+
+        def add(self, writer: Any, events: list[tuple[bool, bytes]], rec: dict[str, Any]) -> Any:
+            done = asyncio.get_running_loop().create_future()
+            self.streams.append([writer, events, 0, time.monotonic(), rec, done, 0])
+            if self.task is None or self.task.done():
+                self.task = asyncio.ensure_future(self.run())
+            return done
+
+        async def run(self) -> None:
+            while self.streams:
+                now = time.monotonic()
+                keep = []
+                for st in self.streams:
+                    writer, events, i, start, rec, done, sent = st
+                    try:
+                        while i < len(events):
+                            is_token, payload = events[i]
+                            if is_token and start + sent / tps > now:
+                                break
+                            writer.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+                            if is_token:
+                                rec.setdefault("first_token", time.monotonic())
+                                rec["last_token"] = time.monotonic()
+                                rec["tokens"] = rec.get("tokens", 0) + 1
+                                sent += 1
+                            i += 1
+                        if i == len(events):
+                            writer.write(b"0\r\n\r\n")
+                            done.set_result(None)
+                            continue
+                    except Exception as exc:  # noqa: BLE001 - the client went away
+                        done.set_exception(exc)
+                        continue
+                    st[2], st[6] = i, sent
+                    keep.append(st)
+                self.streams = keep
+                await asyncio.sleep(self.TICK)
+
+    clock = Clock()
+
     class Server(fake_llm.FakeLLMServer):
         def _choose(self, request: Any) -> Any:
             b = super()._choose(request)
@@ -312,7 +364,16 @@ def serve_fake(tps: float, delay: float, words: int) -> None:
             }
             records[f"{len(records)}"] = rec
             current.set(rec)
-            await super()._respond(request, writer)
+            b = self._choose(request)
+            if body.get("stream") and b.fault is None and request.path.endswith("/completions"):
+                # The plain OpenAI-compatible stream at a fixed rate, on the shared clock.
+                await asyncio.sleep(b.first_token_delay_s)
+                events = fake_llm._openai_events(body, fake_llm._TOKEN.findall(b.text))
+                await fake_llm._start_stream(writer)
+                await clock.add(writer, events, rec)
+                await writer.drain()
+            else:
+                await super()._respond(request, writer)
             rec["done"] = time.monotonic()
 
     default = fake_llm.Behaviour(tokens_per_s=tps, first_token_delay_s=delay)

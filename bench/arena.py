@@ -620,33 +620,72 @@ async def watch_battle(
     return w
 
 
+async def tap_channel_layer(published: dict[str, float], stop: asyncio.Event) -> None:
+    """Listen on the channel layer's Redis pub/sub channels next to the pages and note when the
+    first frame carrying text for each response was published (for the latency breakdown)."""
+    import msgpack
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(REDIS_URL)
+    pubsub = client.pubsub()
+    await pubsub.psubscribe(f"{ENV['CHANNELS_PREFIX']}__group__battle.*")
+    try:
+        while not stop.is_set():
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if msg is None:
+                continue
+            now = time.monotonic()
+            data = msg["data"]
+            for skip in (0, 12):  # channels-redis may put a random prefix before the msgpack
+                try:
+                    event = msgpack.unpackb(data[skip:], raw=False)
+                    break
+                except Exception:  # noqa: BLE001, S112 - try the next framing
+                    continue
+            else:
+                continue
+            frame = event.get("frame") if isinstance(event, dict) else None
+            if frame and frame.get("text") and frame["r"] not in published:
+                published[frame["r"]] = now
+    finally:
+        await pubsub.aclose()
+        await client.aclose()
+
+
 async def run_stream_clients(
-    http: str, ws_base: str, keys: list[str], prompts: list[str], spread: float, timeout: float
-) -> list[Watch]:
+    http: str, ws_base: str, keys: list[str], prompts: list[str], spread: float, timeout: float,
+    published: dict[str, float] | None = None,
+) -> list[Watch]:  # fmt: skip
     import httpx
 
     origin = http
     deadline = time.monotonic() + timeout
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    stop = asyncio.Event()
+    tap = asyncio.create_task(tap_channel_layer(published, stop)) if published is not None else None
     async with httpx.AsyncClient(base_url=http, limits=limits, timeout=30) as client:
 
         async def one(i: int) -> Watch:
             await asyncio.sleep(spread * i / len(keys))
             return await watch_battle(client, ws_base, origin, keys[i], prompts[i], deadline)
 
-        return await asyncio.gather(*(one(i) for i in range(len(keys))))
+        try:
+            return await asyncio.gather(*(one(i) for i in range(len(keys))))
+        finally:
+            stop.set()
+            if tap is not None:
+                await tap
 
 
 def bench_stream(
     stack: Any, http: str, ws_base: str, fake_url: str, quick: bool, tps: float, delay: float,
-    words: int,
+    words: int, spread: float,
 ) -> dict[str, Any]:  # fmt: skip
     import httpx
 
     from arena.models import Response
 
     n = 20 if quick else 100
-    spread = 1.0
     keys = create_sessions(n, {"arena_consent": True})
     run_id = uuid.uuid4().hex[:6]
     prompts = [f"Stream test {run_id} number {i:04d}" for i in range(n)]
@@ -662,7 +701,10 @@ def bench_stream(
         run_stream_clients(http, ws_base, wkeys, [f"warm-up {i}" for i in range(6)], 0.5, timeout)
     )
     t0 = time.monotonic()
-    watches = asyncio.run(run_stream_clients(http, ws_base, keys, prompts, spread, timeout))
+    published: dict[str, float] = {}
+    watches = asyncio.run(
+        run_stream_clients(http, ws_base, keys, prompts, spread, timeout, published)
+    )
     wall = time.monotonic() - t0
     stack.check()
     records = httpx.get(fake_url + "/bench/records", timeout=10).json()
@@ -679,6 +721,7 @@ def bench_stream(
     provider_ttft: list[float] = []
     user_ttft: list[float] = []
     tail_lag: list[float] = []
+    to_layer: list[float] = []
     pickup: list[float] = []
     ws_open: list[float] = []
     post_lat = [w.post_done - w.post_sent for w in watches]
@@ -697,6 +740,8 @@ def bench_stream(
         provider_ttft.append(rec["first_token"] - rec["arrived"])
         pickup.append(rec["arrived"] - w.post_done)
         ws_open.append(w.ws_open - w.post_done)
+        if str(row.public_id) in published:
+            to_layer.append(published[str(row.public_id)] - rec["first_token"])
         if pane.first_text_at is not None:
             extra.append(pane.first_text_at - rec["first_token"])
             user_ttft.append(pane.first_text_at - w.post_sent)
@@ -712,6 +757,16 @@ def bench_stream(
                 f"{row.public_id}: page {len(pane.text)} chars vs saved {len(row.text)} chars"
             )
     frames = sum(p.frames for _, p in panes.values())
+    # How many streams were open at the provider at once (request arrival to last token).
+    edges = sorted(
+        [(r["arrived"], 1) for r in records if "last_token" in r]
+        + [(r["last_token"], -1) for r in records if "last_token" in r]
+    )
+    open_now = peak = 0
+    for _, step in edges:
+        open_now += step
+        peak = max(peak, open_now)
+    print(f"  streams open at the provider at once: peak {peak}")
     print(
         f"  {len(battles)} battles, {len(rows)} responses {states}, wall {wall:.1f} s, "
         f"{frames} frames received ({frames / wall:.0f}/s)"
@@ -741,6 +796,12 @@ def bench_stream(
             f"POST returned -> WebSocket open median {statistics.median(ws_open) * 1000:.0f} ms, "
             f"p99 {pct(ws_open, 99) * 1000:.0f} ms"
         )
+        if to_layer:
+            print(
+                f"  provider's first token -> first text frame published on the channel layer "
+                f"(seen by a Redis subscriber in the client process): median "
+                f"{statistics.median(to_layer) * 1000:.0f} ms, p99 {pct(to_layer, 99) * 1000:.0f} ms"
+            )
         print(
             f"  last frame after the provider's last token: median "
             f"{statistics.median(tail_lag) * 1000:.0f} ms, p99 {pct(tail_lag, 99) * 1000:.0f} ms"
@@ -786,6 +847,9 @@ def main() -> None:
     parser.add_argument("--tps", type=float, default=30.0)
     parser.add_argument("--first-token-delay", type=float, default=0.5)
     parser.add_argument("--tokens", type=int, default=150)
+    parser.add_argument(
+        "--spread", type=float, default=1.0, help="seconds over which the battles are started"
+    )
     args = parser.parse_args()
     phases = [args.only] if args.only else ["votes", "starts", "stream"]
 
@@ -820,7 +884,7 @@ def main() -> None:
                 stack.celery(max(1, args.celery_threads // args.celery_procs), index=i)
             results["stream"] = bench_stream(
                 stack, http, f"ws://127.0.0.1:{ws_port}", fake_url, args.quick, args.tps,
-                args.first_token_delay, args.tokens,
+                args.first_token_delay, args.tokens, args.spread,
             )  # fmt: skip
         stack.check()
     finally:
