@@ -9,6 +9,8 @@ Idempotent: a redelivered task for an attempt that is already finished or supers
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import logging
 import time
 from contextlib import aclosing
@@ -42,6 +44,20 @@ log = logging.getLogger(__name__)
 
 STOP_CHECK_SECONDS = 0.5
 _clients: dict[tuple[Any, ...], StreamingClient] = {}
+_client_loops: dict[tuple[Any, ...], asyncio.AbstractEventLoop] = {}
+
+
+@atexit.register
+def _close_clients() -> None:
+    """Close the shared provider clients on their own loops when the process exits (an aiohttp
+    session left open complains from its finaliser while the interpreter shuts down)."""
+    for key, client in list(_clients.items()):
+        loop = _client_loops.get(key)
+        if loop is None or loop.is_closed() or not loop.is_running():
+            continue
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=2)
+    _clients.clear()
 
 
 async def _client(endpoint: Endpoint) -> StreamingClient:
@@ -65,6 +81,7 @@ async def _client(endpoint: Endpoint) -> StreamingClient:
     if client is None:
         client = await get_client(endpoint).__aenter__()
         _clients[key] = client
+        _client_loops[key] = asyncio.get_running_loop()
     return client
 
 

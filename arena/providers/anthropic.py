@@ -11,11 +11,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 
 from arena.providers import errors
 from arena.providers.base import GenerationParams, Message, TextDelta
-from arena.providers.engine import AttemptEvent, AttemptResult, StreamingClient, sse_events
+from arena.providers.engine import (
+    AttemptEvent,
+    AttemptResult,
+    StreamingClient,
+    body_lines,
+    sse_events,
+)
 
 ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens
@@ -66,7 +72,10 @@ class AnthropicClient(StreamingClient):
         return body
 
     async def _attempt(
-        self, http: httpx.AsyncClient | None, messages: Sequence[Message], params: GenerationParams
+        self,
+        http: aiohttp.ClientSession | None,
+        messages: Sequence[Message],
+        params: GenerationParams,
     ) -> AsyncIterator[AttemptEvent]:
         assert http is not None
         body = self._body(messages, params)
@@ -74,12 +83,12 @@ class AnthropicClient(StreamingClient):
         async for event in self._post(http, "/v1/messages", body, readers):
             yield event
 
-    async def _read_stream(self, response: httpx.Response) -> AsyncIterator[AttemptEvent]:
+    async def _read_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[AttemptEvent]:
         name = self.endpoint.name
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
         stop_reason: str | None = None
-        async for _event, data in sse_events(response.aiter_lines()):
+        async for _event, data in sse_events(body_lines(response)):
             payload = self._parse_json(data)
             if not isinstance(payload, dict):
                 raise errors.MalformedStream("event is not an object", provider=name)

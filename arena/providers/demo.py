@@ -15,7 +15,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from arena.providers import errors
 from arena.providers.base import GenerationParams, Message, TextDelta
@@ -178,7 +178,10 @@ class DemoClient(StreamingClient):
         return False
 
     async def _attempt(
-        self, http: httpx.AsyncClient | None, messages: Sequence[Message], params: GenerationParams
+        self,
+        http: aiohttp.ClientSession | None,
+        messages: Sequence[Message],
+        params: GenerationParams,
     ) -> AsyncIterator[AttemptEvent]:
         try:
             text = demo_text(params.model, messages, params.seed)

@@ -12,11 +12,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-import httpx
+import aiohttp
 
 from arena.providers import errors
 from arena.providers.base import GenerationParams, Message, TextDelta
-from arena.providers.engine import AttemptEvent, AttemptResult, StreamingClient, sse_events
+from arena.providers.engine import (
+    AttemptEvent,
+    AttemptResult,
+    StreamingClient,
+    body_lines,
+    sse_events,
+)
 
 
 class OpenAIClient(StreamingClient):
@@ -52,7 +58,10 @@ class OpenAIClient(StreamingClient):
         return body
 
     async def _attempt(
-        self, http: httpx.AsyncClient | None, messages: Sequence[Message], params: GenerationParams
+        self,
+        http: aiohttp.ClientSession | None,
+        messages: Sequence[Message],
+        params: GenerationParams,
     ) -> AsyncIterator[AttemptEvent]:
         assert http is not None
         body = self._body(messages, params)
@@ -60,11 +69,11 @@ class OpenAIClient(StreamingClient):
         async for event in self._post(http, "/chat/completions", body, readers):
             yield event
 
-    async def _read_stream(self, response: httpx.Response) -> AsyncIterator[AttemptEvent]:
+    async def _read_stream(self, response: aiohttp.ClientResponse) -> AsyncIterator[AttemptEvent]:
         finish_reason: str | None = None
         usage: Mapping[str, Any] | None = None
         done = False
-        async for _event, data in sse_events(response.aiter_lines()):
+        async for _event, data in sse_events(body_lines(response)):
             if data == "[DONE]":
                 done = True
                 break
@@ -93,9 +102,8 @@ class OpenAIClient(StreamingClient):
             )
         yield _result(usage, finish_reason)
 
-    async def _read_json(self, response: httpx.Response) -> AsyncIterator[AttemptEvent]:
-        await response.aread()
-        data = self._parse_json(response.content)
+    async def _read_json(self, response: aiohttp.ClientResponse) -> AsyncIterator[AttemptEvent]:
+        data = self._parse_json(await response.read())
         try:
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from arena.providers import (
@@ -116,8 +115,23 @@ async def test_wrong_content_type_is_malformed(fake_llm, runtime):
 # -- parsing events on their own ------------------------------------------------------------
 
 
-def _response(body: str) -> httpx.Response:
-    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+class _Response:
+    """What the readers use of an aiohttp response: ``content``, iterated line by line."""
+
+    def __init__(self, body: str) -> None:
+        self._lines = body.encode().splitlines(keepends=True)
+
+    @property
+    def content(self):
+        async def lines():
+            for line in self._lines:
+                yield line
+
+        return lines()
+
+
+def _response(body: str) -> _Response:
+    return _Response(body)
 
 
 async def _parse(body: str) -> list[object]:
