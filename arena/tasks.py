@@ -20,11 +20,13 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from arena import streaming
 from arena.metrics import GENERATIONS, TTFT
-from arena.models import LLM, Battle, Response, Turn, model_identity_words
+from arena.models import LLM, Battle, Provider, Response, Turn, model_identity_words
 from arena.providers import (
     Completion,
     Endpoint,
@@ -165,7 +167,7 @@ def _load_job(response_pk: int, attempt: int) -> Job | None:
             messages.append({"role": "user", "content": previous_prompt})
             messages.append({"role": "assistant", "content": previous_text})
     messages.append({"role": "user", "content": prompt})
-    models = LLM.objects.select_related("provider").in_bulk([model_a_id, model_b_id])
+    models = _models(model_a_id, model_b_id)
     llm = models[model_a_id if side == "a" else model_b_id]
     words = list(settings.ARENA_LEAK_WORDS)
     for model in (models[model_a_id], models[model_b_id]):
@@ -183,6 +185,30 @@ def _load_job(response_pk: int, attempt: int) -> Job | None:
         messages=messages,
         leak_words=words,
     )
+
+
+MODELS_TTL = 5.0
+_models_cache: dict[int, tuple[float, LLM]] = {}
+
+
+def _models(*ids: int) -> dict[int, LLM]:
+    """The battle's models with their providers, re-read at most every few seconds per process
+    (as the pair sampler does): every response of a burst of battles needs the same few rows,
+    and an operator's edit reaches the next generations within ``MODELS_TTL``."""
+    now = time.monotonic()
+    found = {i: hit[1] for i in ids if (hit := _models_cache.get(i)) and now - hit[0] < MODELS_TTL}
+    missing = [i for i in ids if i not in found]
+    if missing:
+        for pk, llm in LLM.objects.select_related("provider").in_bulk(missing).items():
+            _models_cache[pk] = (now, llm)
+            found[pk] = llm
+    return found
+
+
+@receiver([post_save, post_delete], sender=LLM)
+@receiver([post_save, post_delete], sender=Provider)
+def _forget_models(**kwargs: Any) -> None:
+    _models_cache.clear()  # this process at once; the others within MODELS_TTL
 
 
 _RESPONSE_PUBLIC_ID = Response._meta.get_field("public_id")
