@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python bench/providers.py [--runs 300] [--concurrent 200]
 
-1. Overhead: the same stream read through our OpenAI client and through a bare httpx loop
-   (SSE lines -> json.loads -> content), interleaved in the same run, both on warm keep-alive
+1. Overhead: the same stream read through our OpenAI client and through a bare aiohttp loop
+   (the HTTP library our clients use: SSE lines -> json.loads -> content), interleaved in the same run, both on warm keep-alive
    pools. Prints median time to first token and to the end for each, and our added cost.
    Budget: < 2 ms added at the median.
 2. Concurrency: N streams at once from one process through one client; prints counts of
@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script
 
@@ -59,7 +59,7 @@ def behaviour(**values: object) -> dict[str, str]:
     return {"x-fake-behaviour": json.dumps(values)}
 
 
-async def raw(http: httpx.AsyncClient, url: str, params) -> tuple[float, float]:
+async def raw(http: aiohttp.ClientSession, url: str, params) -> tuple[float, float]:
     body = {
         "model": params.model,
         "messages": MESSAGES,
@@ -69,8 +69,9 @@ async def raw(http: httpx.AsyncClient, url: str, params) -> tuple[float, float]:
     start = time.perf_counter()
     first = None
     parts = []
-    async with http.stream("POST", url, json=body) as response:
-        async for line in response.aiter_lines():
+    async with http.post(url, json=body) as response:
+        async for raw_line in response.content:
+            line = raw_line.decode().rstrip("\r\n")
             if not line.startswith("data: "):
                 continue
             data = line[6:]
@@ -98,7 +99,7 @@ async def overhead(base_url: str, runs: int) -> None:
     results: dict[str, list[tuple[float, float]]] = {"ours": [], "raw": []}
     async with (
         get_client(endpoint, runtime=Runtime()) as client,
-        httpx.AsyncClient(headers=headers) as http,
+        aiohttp.ClientSession(headers=headers) as http,
     ):
         for _ in range(20):  # warm both pools and code paths
             await ours(client, params)
