@@ -19,7 +19,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from arena.providers import Endpoint, GenerationParams, Timeouts
-from preferences.pii import EMAIL_MARK, EMAIL_PATTERN, PHONE_HINT, PHONE_MARK, PHONE_PATTERN
+from preferences.pii import (
+    EMAIL_MARK,
+    EMAIL_PATTERN,
+    PHONE_HINT,
+    PHONE_MARK,
+    PHONE_PATTERN,
+    PY_WHITESPACE,
+)
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
@@ -246,6 +253,57 @@ class ScrubbedText(models.Func):
         return sql, (*xp, *xp, *hp, *params, *xp, *params)
 
 
+class ExportFunc(models.Func):
+    """A call of one of the export's PostgreSQL functions (created by migration 0004) on a text
+    column and the scrub patterns (arguments, so that a change to them is a schema change);
+    elsewhere NULL, "not computed" (readers compute it themselves)."""
+
+    output_field = models.TextField()
+
+    def __init__(self, expression: Any, *constants: str, **extra: Any) -> None:
+        super().__init__(expression, *(models.Value(c) for c in constants), **extra)
+
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        return "NULL", ()
+
+    def as_postgresql(
+        self, compiler: Any, connection: Any, **extra_context: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        return super().as_sql(compiler, connection, **extra_context)
+
+
+class ExportJson(ExportFunc):
+    """The JSON string escape (``json.dumps(..., ensure_ascii=False)`` without its quotes) of
+    the scrubbed text; ``''`` when that is the text itself (nothing scrubbed, nothing escaped)."""
+
+    function = "arena_export_json"
+
+
+class ExportKey(ExportFunc):
+    """sha256 of the scrubbed text stripped as ``str.strip()`` strips it (the export's prompt
+    key: split and dedup), as bytes."""
+
+    function = "arena_export_key"
+    output_field = models.BinaryField()
+
+
+def _exported_json(column: str) -> models.GeneratedField:
+    return models.GeneratedField(
+        expression=ExportJson(models.F(column), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT),
+        output_field=models.TextField(null=True),
+        db_persist=True,
+        help_text=f"The exports' JSON escape of the scrubbed {column}: '' when the same text.",
+    )
+
+
 def _scrubbed(column: str) -> models.GeneratedField:
     return models.GeneratedField(
         expression=ScrubbedText(models.F(column), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT),
@@ -265,6 +323,15 @@ class Turn(models.Model):
     created = models.DateTimeField(default=timezone.now)
     # Maintained by the database on every write, so exports never run the PII regexes.
     prompt_scrubbed = _scrubbed("prompt")
+    prompt_json = _exported_json("prompt")
+    prompt_key = models.GeneratedField(
+        expression=ExportKey(
+            models.F("prompt"), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT, PY_WHITESPACE
+        ),
+        output_field=models.BinaryField(null=True),
+        db_persist=True,
+        help_text="The exports' prompt key: sha256 of the scrubbed, stripped prompt.",
+    )
 
     class Meta:
         ordering = ["battle", "index"]
@@ -312,6 +379,7 @@ class Response(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     # Maintained by the database on every write, so exports never run the PII regexes.
     text_scrubbed = _scrubbed("text")
+    text_json = _exported_json("text")
 
     class Meta:
         ordering = ["turn", "side"]

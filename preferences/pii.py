@@ -26,3 +26,5 @@ PHONE_PATTERN = (
 PHONE_HINT = r"[0-9][ \t\n\r\f\v.-][0-9]{3}|\+[0-9]{9}"
 EMAIL_MARK = "[EMAIL]"
 PHONE_MARK = "[PHONE]"
+# What Python's str.strip() removes (str.isspace): the prompt key strips these in both engines.
+PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())

@@ -13,6 +13,13 @@ SQL. Each COPY row (binary format: the bytes as they are) is the split (``0`` tr
 test), the JSON line and its newline; Python appends it to the split's writer (JSONL, gzip or
 Parquet via ``pyarrow.json``).
 
+Without the prompt dedup, one-turn votes (almost all) come from a flat join with no window
+function and no correlated subquery, so that PostgreSQL builds their lines on parallel workers
+(Gather Merge), from the JSON escapes and prompt key the database stores on every write
+(``Turn.prompt_json`` / ``Response.text_json``, ``Turn.prompt_key``); votes of several turns
+come from the per-vote query, and Merge Append keeps the vote order. With the dedup (which
+needs every vote's key before the first line) the per-vote query reads all votes.
+
 The output is byte-identical to the Python path (``format_rows`` / ``rankings_rows`` +
 ``write_splits``), which stays the path for SQLite; tests/preferences/test_sql_export.py
 compares the two for every format and file format. Annotation rankings (a Python source) are
@@ -30,6 +37,7 @@ from typing import Any
 
 import psycopg
 from django.db import connection
+from django.db.models import Exists, OuterRef
 
 from arena.models import Battle, Response, Turn, Vote
 from preferences.exports import (
@@ -44,6 +52,7 @@ from preferences.exports import (
     rankings_rows,
 )
 from preferences.formats import get_format
+from preferences.pii import PY_WHITESPACE
 from preferences.selectors import (
     ARENA_COLUMNS,
     OUTCOME_A,
@@ -55,8 +64,6 @@ from preferences.selectors import (
     iter_rankings,
 )
 
-# What Python's str.strip() removes (str.isspace), for the prompt key's btrim.
-PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
 ARENA_KEYS = "prefs_export_arena_keys"
 WORK_MEM = "64MB"
 # Binary: PostgreSQL sends each line's bytes as they are (no per-character CSV/text escaping).
@@ -303,6 +310,7 @@ _BASE_COLUMNS = (
     "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created, "
     "prompt, ta, tb, idx, battle_id, sp, sa, sb"
 )
+_STORED = ", pj, aj, bj, pk"  # the flat base's stored JSON escapes and prompt key
 _VOTE_COLUMNS = "vote_id, public_id, model_a, model_b, winner, voter, flags, cats, lang, created"
 
 
@@ -339,26 +347,71 @@ def _scrubber(options: ExportOptions) -> Callable[[str, str], str]:
     return scrub
 
 
-def _base_sql(filters: PairFilters) -> str:
-    """The selector's (vote, turn) query with its parameters inlined (COPY takes none)."""
-    sql, params = (
-        arena_turn_rows(filters)
-        .values_list(
-            *ARENA_COLUMNS,
-            "index",
-            "battle_id",
-            "prompt_scrubbed",
-            "ra__text_scrubbed",
-            "rb__text_scrubbed",
-        )
-        .query.sql_with_params()
-    )
+def _base_sql(filters: PairFilters, *, several: bool | None = None) -> str:
+    """The selector's (vote, turn) query with its parameters inlined (COPY takes none).
+    ``several``: only the votes of several turns (True: with the old columns, in the selector's
+    order) or of one turn (False: + the stored JSON escapes and key, in no order: a subquery
+    PostgreSQL can pull up); a battle of several turns has a turn of index > 0."""
+    columns = [
+        *ARENA_COLUMNS,
+        "index",
+        "battle_id",
+        "prompt_scrubbed",
+        "ra__text_scrubbed",
+        "rb__text_scrubbed",
+    ]
+    rows = arena_turn_rows(filters)
+    if several is not None:
+        later = Exists(Turn.objects.filter(battle_id=OuterRef("battle_id"), index__gt=0))
+        rows = rows.filter(later if several else ~later)
+    if several is False:
+        columns += ["prompt_json", "ra__text_json", "rb__text_json", "prompt_key"]
+        rows = rows.order_by()
+    sql, params = rows.values_list(*columns).query.sql_with_params()
     connection.ensure_connection()
     with psycopg.ClientCursor(connection.connection) as cur:
         return cur.mogrify(sql, params)
 
 
-def _votes_sql(filters: PairFilters, options: ExportOptions) -> str:
+def _inner_json(options: ExportOptions, x: str, stored: str, stored_json: str) -> str:
+    """The JSON string escape of a text, without quotes: from the stored escape
+    (``Turn.prompt_json`` / ``Response.text_json``: '' for the text itself), else computed."""
+    live = f"left(substr(to_json({_scrubber(options)(x, stored)})::text, 2), -1)"
+    if not options.scrub_pii:
+        return live
+    return f"CASE WHEN {stored_json} = '' THEN {x} WHEN {stored_json} IS NOT NULL THEN {stored_json} ELSE {live} END"  # noqa: E501
+
+
+def _flat_sql(filters: PairFilters, options: ExportOptions, split: str) -> str:
+    """(line, vote id) of every one-turn vote (almost all), in vote order, from a flat join: no
+    window function, no correlated subquery, so PostgreSQL builds the lines on parallel workers
+    (Gather Merge). The texts come as their stored JSON escapes, the prompt key as stored
+    (``Turn.prompt_key``); the fence keeps this a plan of its own under the UNION."""
+    ties = "" if get_format(options.format).ties else "AND b.winner IN ('a', 'b')"
+    scrub = _scrubber(options)
+    p = _inner_json(options, "b.prompt", "b.sp", "b.pj")
+    a = _inner_json(options, "coalesce(b.ta, '')", "b.sa", "b.aj")
+    bb = _inner_json(options, "coalesce(b.tb, '')", "b.sb", "b.bj")
+    key = _prompt_key(scrub("b.prompt", "b.sp"))
+    if options.scrub_pii:
+        key = f"coalesce(b.pk, {key})"
+    return f"""SELECT {split} || {_flat_line(options)} || E'\\n', v.vote_id FROM (
+    SELECT {", ".join(f"b.{c}" for c in _VOTE_COLUMNS.split(", "))},
+           {p} AS pi, {a} AS ai, {bb} AS bi,
+           CASE WHEN b.winner = 'b' THEN {bb} ELSE {a} END AS ci,
+           CASE WHEN b.winner = 'b' THEN {a} ELSE {bb} END AS ri, {key} AS h
+    FROM ({_base_sql(filters, several=False)}) AS b({_BASE_COLUMNS}{_STORED})
+    WHERE TRUE {ties}
+) AS v
+ORDER BY v.vote_id
+OFFSET 0"""
+
+
+def _prompt_key(prompt: str) -> str:
+    return f"sha256(convert_to(btrim({prompt}, {_str(PY_WHITESPACE)}), 'UTF8'))"
+
+
+def _votes_sql(filters: PairFilters, options: ExportOptions, several: bool | None = None) -> str:
     """WITH t (the selector's turn rows, first / last turn of their vote marked), v0 (one row
     per vote: scrubbed prompts and answers as arrays), v (+ key hash, chosen side).
 
@@ -394,7 +447,7 @@ WITH t AS (
            {scrub("coalesce(b.tb, '')", "b.sb")} AS bb,
            b.vote_id IS DISTINCT FROM lag(b.vote_id) OVER o AS first,
            b.vote_id IS DISTINCT FROM lead(b.vote_id) OVER o AS last
-    FROM ({_base_sql(filters)}) AS b({_BASE_COLUMNS})
+    FROM ({_base_sql(filters, several=several)}) AS b({_BASE_COLUMNS})
     {ties}
     WINDOW o AS (ORDER BY b.vote_id, b.idx)
     ORDER BY b.vote_id, b.idx  -- already in this order: tells the levels above
@@ -403,7 +456,7 @@ WITH t AS (
            CASE WHEN t.winner = 'b' THEN t.bb ELSE t.a END AS c1,
            CASE WHEN t.winner = 'b' THEN t.a ELSE t.bb END AS r1,
            {texts(None)} AS ps, {texts("a")} AS xa, {texts("b")} AS xb,
-           sha256(convert_to(btrim(t.p, {_str(PY_WHITESPACE)}), 'UTF8')) AS h
+           {_prompt_key("t.p")} AS h
     FROM t WHERE t.first
     ORDER BY t.vote_id
     OFFSET 0  -- a fence: each value is computed once per vote, not once per use
@@ -495,6 +548,41 @@ def _line(options: ExportOptions) -> str:
     return f"CASE WHEN v.n = 1 THEN {_concat(one)} ELSE {_concat(many)} END"
 
 
+# The one-turn line of _line, rewritten over the flat query's JSON escapes (v.pi, v.ai, ...):
+# a JSON string of concatenated texts is the concatenation of their escapes.
+_FLAT = {
+    "to_json(v.ps[1])::text": "'\"' || v.pi || '\"'",
+    "to_json(v.xc[1] || '')::text": "'\"' || v.ci || '\"'",
+    "to_json(v.xr[1] || '')::text": "'\"' || v.ri || '\"'",
+    f"to_json(array_to_string(v.xa, {_NL2}))::text": "'\"' || v.ai || '\"'",
+    f"to_json(array_to_string(v.xb, {_NL2}))::text": "'\"' || v.bi || '\"'",
+    **{
+        f"to_json(v.x{side}[1])::text": f"'\"' || v.{side}i || '\"'"
+        for side in ("a", "b", "c", "r")
+    },
+    **{
+        f"to_json(E'\\n\\nHuman: ' || v.ps[1] || E'\\n\\nAssistant: ' || v.x{side}[1])::text": (
+            f"'\"\\n\\nHuman: ' || v.pi || '\\n\\nAssistant: ' || v.{side}i || '\"'"
+        )
+        for side in ("c", "r")
+    },
+}
+
+
+def _flat_line(options: ExportOptions) -> str:
+    """The format's one-turn line over ``_flat_sql``'s JSON escapes (``v.pi``, ``v.ai``, ...)."""
+    token = _SINGLE.set(True)
+    try:
+        one = LINES[options.format](options, _string_lists())
+    finally:
+        _SINGLE.reset(token)
+    one = one.replace("v.n::text", "'1'").replace("[v.n]", "[1]")
+    for json_of, escaped in _FLAT.items():
+        one = one.replace(json_of, escaped)
+    assert "v.ps" not in one and "v.x" not in one, one
+    return _concat(one)
+
+
 def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
     """SELECT of one text column per arena vote, in vote id order: the split digit (0 train,
     1 test), the format's JSON line and a newline. Complete SQL, no parameters."""
@@ -511,9 +599,20 @@ def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
             f"ORDER BY {_key()}, vote_id)"
         )
     line = _line(options)
+    if options.dedup_prompts:  # the dedup needs every vote's key first: one query of all votes
+        return (
+            _votes_sql(filters, options)
+            + f"\nSELECT {split} || {line} || E'\\n' FROM v {dedup} ORDER BY v.vote_id"
+        )
+    # One-turn votes from the parallel flat query, votes of several turns from the per-vote
+    # query: two plans of their own, each in vote order, merged (Merge Append).
+    several = (
+        _votes_sql(filters, options, several=True)
+        + f"\nSELECT {split} || {line} || E'\\n', v.vote_id FROM v ORDER BY v.vote_id OFFSET 0"
+    )
     return (
-        _votes_sql(filters, options)
-        + f"\nSELECT {split} || {line} || E'\\n' FROM v {dedup} ORDER BY v.vote_id"
+        f"SELECT u.line FROM (({_flat_sql(filters, options, split)})\nUNION ALL\n({several})"
+        ") AS u(line, vote_id)\nORDER BY u.vote_id"
     )
 
 
