@@ -18,6 +18,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol, runtime_checkable
@@ -180,6 +181,10 @@ class ParquetWriter:
         self._path = path
         self._schema = schema
         self._writer = pq.ParquetWriter(str(path), schema, **PARQUET_SETTINGS)
+        # Row group k is encoded and compressed on this thread while the caller parses row
+        # group k + 1 (pyarrow releases the GIL in both): one write in flight, in order.
+        self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-write")
+        self._pending: Future[None] | None = None
         self._lines: list[bytes] = []
         self._parse = pa_json.ParseOptions(
             explicit_schema=schema, unexpected_field_behavior="error"
@@ -202,12 +207,24 @@ class ParquetWriter:
         read = pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1)
         table = pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=self._parse)
         table = table.select(self._schema.names).cast(self._schema).combine_chunks()
-        self._writer.write_table(table, row_group_size=PARQUET_ROW_GROUP)
         self._lines = []
+        self._wait()
+        self._pending = self._writing.submit(
+            self._writer.write_table, table, row_group_size=PARQUET_ROW_GROUP
+        )
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # a write's error is raised here
 
     def close(self) -> tuple[str, int]:
-        self._flush()
-        self._writer.close()
+        try:
+            self._flush()
+            self._wait()
+        finally:
+            self._writing.shutdown(wait=True)
+            self._writer.close()
         sha = hashlib.sha256()
         size = 0
         with open(self._path, "rb") as f:
