@@ -204,7 +204,23 @@ class Battle(models.Model):
         return self.model_a if side == "a" else self.model_b
 
 
-class ScrubbedText(models.Func):
+class PostgresOnlyFunc(models.Func):
+    """A generated-column expression that only PostgreSQL computes: elsewhere the column is NULL,
+    "not computed", and readers compute the value themselves."""
+
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        return "NULL", ()
+
+
+class ScrubbedText(PostgresOnlyFunc):
     """A text column as the preference export's PII scrub leaves it, computed by the database.
 
     PostgreSQL: ``''`` when the scrub changes nothing (almost every text: stored in one byte),
@@ -226,17 +242,6 @@ class ScrubbedText(models.Func):
             **extra,
         )
 
-    def as_sql(
-        self,
-        compiler: Any,
-        connection: Any,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> tuple[str, tuple[Any, ...]]:
-        return "NULL", ()
-
     def as_postgresql(
         self, compiler: Any, connection: Any, **extra_context: Any
     ) -> tuple[str, tuple[Any, ...]]:
@@ -253,7 +258,7 @@ class ScrubbedText(models.Func):
         return sql, (*xp, *xp, *hp, *params, *xp, *params)
 
 
-class ExportFunc(models.Func):
+class ExportFunc(PostgresOnlyFunc):
     """A call of one of the export's PostgreSQL functions (created by migration 0004) on a text
     column and the scrub patterns (arguments, so that a change to them is a schema change);
     elsewhere NULL, "not computed" (readers compute it themselves)."""
@@ -263,21 +268,10 @@ class ExportFunc(models.Func):
     def __init__(self, expression: Any, *constants: str, **extra: Any) -> None:
         super().__init__(expression, *(models.Value(c) for c in constants), **extra)
 
-    def as_sql(
-        self,
-        compiler: Any,
-        connection: Any,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> tuple[str, tuple[Any, ...]]:
-        return "NULL", ()
-
     def as_postgresql(
         self, compiler: Any, connection: Any, **extra_context: Any
     ) -> tuple[str, tuple[Any, ...]]:
-        return super().as_sql(compiler, connection, **extra_context)
+        return models.Func.as_sql(self, compiler, connection, **extra_context)  # the real call
 
 
 class ExportJson(ExportFunc):
