@@ -1,10 +1,11 @@
 """The battle WebSocket: carries stream frames and rendered fragments to the battle's own voter.
 
-``connect`` authenticates through the session (only the voter who started the battle may join),
-joins the battle's group, then sends what the page may have missed: a snapshot of every running
-response and, when something has finished since the page was served, the finished panes. No ORM
-writes here, and the connect path is two small queries: a burst of pages opening their sockets
-together (a hundred battles started in a second) must not queue behind template rendering.
+``connect`` authenticates by the session cookie (only the voter who started the battle may join:
+the battle stores a keyed hash of that session key), joins the battle's group, then sends what
+the page may have missed: a snapshot of every running response and, when something has finished
+since the page was served, the finished panes. The connect path is one query in one thread hop,
+with no session or user load: a burst of pages opening their sockets together (a hundred battles
+started in a second) must be connected before their first tokens arrive.
 """
 
 from __future__ import annotations
@@ -15,54 +16,58 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from arena import streaming
 from arena.models import Battle, Response
 from arena.services import parse_public_id, voter_key
 from config.errors import NotFound
 
+Row = tuple[str, str, int, str]  # a response of the last turn: public id, side, attempt, state
 
-def _battle_owned(public_id: str, voter: str) -> tuple[int, str] | None:
-    """(pk, public id) of the battle if ``voter`` owns it."""
+
+def _last_turn(public_id: str, voter: str) -> tuple[int, str, list[Row], bool] | None:
+    """(battle pk, battle public id, the last turn's responses, voted) if ``voter`` owns the
+    battle, else None: one query (a turn has exactly two responses)."""
     try:
         uid = parse_public_id(public_id, "battle")
     except NotFound:
         return None
-    row = Battle.objects.filter(public_id=uid).values_list("pk", "voter").first()
-    if row is None or not hmac.compare_digest(row[1], voter):
-        return None
-    return row[0], str(uid)
-
-
-def _last_turn(battle_pk: int) -> tuple[list[tuple[str, str, int, str]], bool]:
-    """The last turn's responses (public id, side, attempt, state), and whether the battle is
-    voted, in one query (a turn has exactly two responses)."""
     rows = list(
-        Response.objects.filter(turn__battle_id=battle_pk)
+        Response.objects.filter(turn__battle__public_id=uid)
         .order_by("-turn__index", "side")
-        .values_list("public_id", "side", "attempt", "state", "turn__battle__state")[:2]
-    )
-    voted = bool(rows) and rows[0][4] == Battle.State.VOTED
-    return [(str(p), side, attempt, state) for p, side, attempt, state, _ in rows], voted
+        .values_list(
+            "public_id", "side", "attempt", "state",
+            "turn__battle_id", "turn__battle__voter", "turn__battle__state",
+        )[:2]
+    )  # fmt: skip
+    if not rows or not hmac.compare_digest(rows[0][5], voter):
+        return None
+    voted = rows[0][6] == Battle.State.VOTED
+    responses = [(str(p), side, attempt, state) for p, side, attempt, state, *_ in rows]
+    return rows[0][4], str(uid), responses, voted
+
+
+_last_turn_async = database_sync_to_async(_last_turn)
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        session = self.scope.get("session")
-        session_key = getattr(session, "session_key", None)
+        session_key = self.scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME, "")
         battle_id = self.scope["url_route"]["kwargs"]["battle_id"]
-        if not session_key:
+        if not session_key or len(session_key) > 64:
             await self.close(code=4403)
             return
-        owned = await database_sync_to_async(_battle_owned)(battle_id, voter_key(session_key))
-        if owned is None:
+        self.voter = voter_key(session_key)
+        found = await _last_turn_async(battle_id, self.voter)
+        if found is None:
             await self.close(code=4403)
             return
-        self.battle_pk, self.battle_public_id = owned
+        self.battle_pk, self.battle_public_id, responses, voted = found
         self.group = streaming.battle_group(self.battle_public_id)
         await self.accept()
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.catch_up()
+        await self.catch_up(responses, voted)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
@@ -70,10 +75,11 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("resync"):
-            await self.catch_up()
+            found = await _last_turn_async(self.battle_public_id, self.voter)
+            if found is not None:
+                await self.catch_up(found[2], found[3])
 
-    async def catch_up(self) -> None:
-        responses, voted = await database_sync_to_async(_last_turn)(self.battle_pk)
+    async def catch_up(self, responses: list[Row], voted: bool) -> None:
         running = [
             r for r in responses if r[3] in (Response.State.PENDING, Response.State.STREAMING)
         ]

@@ -21,6 +21,13 @@ producing (``flush_interval``) so that the total stays near 1,000 frames/s.
 
 The partial text is written to a store (Redis in production, memory on the embedded default) at
 every flush *before* the delta is sent, so a snapshot never lags the deltas the page then gets.
+
+Producers never wait for Redis per flush: they hand their writes to the process's ``Publisher``,
+which sends everything queued since its last round trip as one pipeline (SET/APPEND of the
+partial text, then PUBLISH of the frame, in the order posted) and starts the next round trip as
+soon as the last one returns (group commit). channels-redis publishes one message per round trip
+under a per-connection lock, so 100 streams per process queued behind each other there; a burst
+of first tokens now goes out in the next round trip.
 The page keeps (epoch, text) per pane, appends only the part of a delta beyond what it shows,
 ignores older epochs, and asks for a resync when a delta starts past its end (a lost frame).
 
@@ -33,15 +40,18 @@ page ends on, whatever frames were lost. Frames name responses and sides only, n
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 PARTIAL_TTL = 3600
 
@@ -146,9 +156,17 @@ class RedisStore:
         loop_id = id(asyncio.get_running_loop())
         client = self._async.get(loop_id)
         if client is None:
-            client = self._aio.Redis.from_url(self._url, decode_responses=True)
+            # A blocking pool: a burst of sockets connecting at once waits for a connection
+            # instead of failing with "Too many connections".
+            pool = self._aio.BlockingConnectionPool.from_url(
+                self._url, decode_responses=True, max_connections=64, timeout=20
+            )
+            client = self._aio.Redis(connection_pool=pool)
             self._async[loop_id] = client
         return client
+
+    def pipeline(self) -> Any:
+        return self._client().pipeline(transaction=False)
 
     async def aset(self, key: str, value: str) -> None:
         await self._client().set(key, value, ex=PARTIAL_TTL)
@@ -227,6 +245,141 @@ def stream_finished() -> None:
 
 def flush_interval(base: float) -> float:
     return max(base, _active / MAX_FRAMES_PER_SECOND)
+
+
+@dataclass(slots=True)
+class _Post:
+    group: str
+    frame: dict[str, Any]
+    partial_key: str | None
+    text: str | None  # appended to the partial text (None: the frame starts a new epoch)
+    epoch: int | None  # set for a reset: the partial text becomes "<epoch>\n"
+    stop_key: str | None  # read in the same round trip when a stop check is due
+    future: asyncio.Future[bool]
+
+
+class Publisher:
+    """Batches the stream writes of every producer on this process's loop (see the module doc).
+
+    ``post`` queues a frame and its store write and returns a future that resolves, once they
+    are out, to whether a stop was requested (when ``stop_key`` was read). Live frames are best
+    effort: a failed round trip is logged and the stream goes on, because the saved final text
+    is what the page ends on.
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[_Post] = []
+        self._wake: asyncio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    def post(
+        self,
+        public_id: uuid.UUID | str,
+        frame: dict[str, Any],
+        *,
+        response_public_id: str,
+        text: str | None = None,
+        epoch: int | None = None,
+        stop_attempt: int | None = None,
+    ) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.append(
+            _Post(
+                group=battle_group(public_id),
+                frame=frame,
+                partial_key=_partial_key(response_public_id),
+                text=text,
+                epoch=epoch,
+                stop_key=(
+                    _stop_key(response_public_id, stop_attempt)
+                    if stop_attempt is not None
+                    else None
+                ),
+                future=future,
+            )
+        )
+        if self._runner is None or self._runner.done():
+            self._wake = asyncio.Event()
+            self._runner = loop.create_task(self._run())
+        assert self._wake is not None
+        self._wake.set()
+        return future
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._queue = self._queue, []
+            if not batch:
+                continue
+            try:
+                stops = await self._write(batch)
+            except Exception:  # noqa: BLE001 - live frames are best effort (module doc)
+                log.warning("stream frames not delivered", exc_info=True, extra={"n": len(batch)})
+                stops = [False] * len(batch)
+            for post, stop in zip(batch, stops, strict=True):
+                if not post.future.done():
+                    post.future.set_result(stop)
+
+    async def _write(self, batch: list[_Post]) -> list[bool]:
+        layer = get_channel_layer()
+        st = store()
+        if isinstance(st, RedisStore) and _single_redis_pubsub(layer):
+            pipe = st.pipeline()
+            reads: list[int | None] = []
+            n = 0
+            for p in batch:
+                if p.epoch is not None:
+                    pipe.set(p.partial_key, f"{p.epoch}\n", ex=PARTIAL_TTL)
+                    n += 1
+                if p.text:
+                    pipe.append(p.partial_key, p.text)
+                    n += 1
+                pipe.publish(
+                    layer._get_group_channel_name(p.group),
+                    layer.serialize({"type": "stream.frame", "frame": p.frame}),
+                )
+                n += 1
+                if p.stop_key:
+                    pipe.get(p.stop_key)
+                    reads.append(n)
+                    n += 1
+                else:
+                    reads.append(None)
+            results = await pipe.execute()
+            return [i is not None and bool(results[i]) for i in reads]
+        # Embedded default (in-memory store and layer): the same writes, one by one, in order.
+        stops = []
+        for p in batch:
+            if p.epoch is not None and p.partial_key:
+                await st.aset(p.partial_key, f"{p.epoch}\n")
+            if p.text and p.partial_key:
+                await st.aappend(p.partial_key, p.text)
+            await layer.group_send(p.group, {"type": "stream.frame", "frame": p.frame})
+            stops.append(bool(p.stop_key and await st.aget(p.stop_key)))
+        return stops
+
+
+def _single_redis_pubsub(layer: Any) -> bool:
+    """The production layer with one Redis host: its group channels can be published to from
+    our own pipeline (same server as the store: both are ``REDIS_URL``)."""
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+
+    return isinstance(layer, RedisPubSubChannelLayer) and len(layer._get_layer()._shards) == 1
+
+
+_publishers: dict[int, tuple[asyncio.AbstractEventLoop, Publisher]] = {}
+
+
+def publisher() -> Publisher:
+    """The running loop's publisher."""
+    loop = asyncio.get_running_loop()
+    hit = _publishers.get(id(loop))
+    if hit is None or hit[0] is not loop:  # (a closed loop's id can be reused)
+        hit = _publishers[id(loop)] = (loop, Publisher())
+    return hit[1]
 
 
 def request_stop(response_public_id: str, attempt: int) -> None:

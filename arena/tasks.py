@@ -222,24 +222,38 @@ async def _stream(job: Job) -> Outcome:
     text = ""
     epoch = streaming.epoch_of(job.attempt)
     base = {"r": job.public_id, "side": job.side}
-    await streaming.send_frame(job.battle_public_id, {"k": "reset", **base, "epoch": epoch})
-    await streaming.reset_partial(job.public_id, epoch)
+    pub = streaming.publisher()
+    sent = pub.post(  # the last post: awaited before the result is saved
+        job.battle_public_id,
+        {"k": "reset", **base, "epoch": epoch},
+        response_public_id=job.public_id,
+        epoch=epoch,
+    )
     last_flush = 0.0  # the first delta goes out at once
     last_stop_check = 0.0  # the first flush checks at once, then twice a second
+    stop_check: asyncio.Future[bool] | None = None
 
-    async def flush() -> None:
-        nonlocal pending, text, last_flush
-        if pending:
-            offset = len(text)
-            text += pending
-            # Store first, then send: a page that reconnects gets a snapshot at least this fresh.
-            await streaming.append_partial(job.public_id, pending)
-            await streaming.send_frame(
-                job.battle_public_id,
-                {"k": "delta", **base, "epoch": epoch, "offset": offset, "text": pending},
-            )
-            pending = ""
-        last_flush = time.monotonic()
+    def flush(now: float) -> None:
+        nonlocal pending, text, last_flush, last_stop_check, stop_check, sent
+        last_flush = now
+        if not pending:
+            return
+        offset = len(text)
+        text += pending
+        # The publisher writes the partial text before it publishes the frame: a page that
+        # reconnects gets a snapshot at least this fresh. A stop is a human's click: reading
+        # its flag in the same round trip twice a second is enough.
+        check = now - last_stop_check >= STOP_CHECK_SECONDS
+        sent = pub.post(
+            job.battle_public_id,
+            {"k": "delta", **base, "epoch": epoch, "offset": offset, "text": pending},
+            response_public_id=job.public_id,
+            text=pending,
+            stop_attempt=job.attempt if check else None,
+        )
+        if check:
+            last_stop_check, stop_check = now, sent
+        pending = ""
 
     streaming.stream_started()
     try:
@@ -251,29 +265,32 @@ async def _stream(job: Job) -> Outcome:
                     pending += event.text
                     now = time.monotonic()
                     if now - last_flush >= streaming.flush_interval(flush_every):
-                        await flush()
-                        # A stop is a human's click: checking twice a second is enough.
-                        if now - last_stop_check >= STOP_CHECK_SECONDS:
-                            last_stop_check = now
-                            if await streaming.stop_requested(job.public_id, job.attempt):
-                                out.stopped = True
-                                break
+                        flush(now)
+                    if stop_check is not None and stop_check.done():
+                        if stop_check.result():
+                            out.stopped = True
+                            break
+                        stop_check = None
                 elif isinstance(event, Restart):
                     # The provider retried after tokens had streamed: discard, never duplicate.
                     out.restarts += 1
                     pending, text = "", ""
                     epoch = streaming.epoch_of(job.attempt, out.restarts)
-                    await streaming.reset_partial(job.public_id, epoch)
-                    await streaming.send_frame(
-                        job.battle_public_id, {"k": "reset", **base, "epoch": epoch}
+                    sent = pub.post(
+                        job.battle_public_id,
+                        {"k": "reset", **base, "epoch": epoch},
+                        response_public_id=job.public_id,
+                        epoch=epoch,
                     )
                 elif isinstance(event, Completion):
                     out.completion = event
-        await flush()
+        flush(time.monotonic())
     except ProviderError as exc:
         out.error = exc
     finally:
         streaming.stream_finished()
+        # Every frame is out before the result is saved and the finished pane pushed.
+        await asyncio.shield(sent)
     out.text = out.completion.text if out.completion is not None else text
     return out
 

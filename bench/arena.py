@@ -679,7 +679,7 @@ async def run_stream_clients(
 
 def bench_stream(
     stack: Any, http: str, ws_base: str, fake_url: str, quick: bool, tps: float, delay: float,
-    words: int, spread: float,
+    words: int, spread: float, dump_path: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     import httpx
 
@@ -726,6 +726,7 @@ def bench_stream(
     ws_open: list[float] = []
     post_lat = [w.post_done - w.post_sent for w in watches]
     exact = dup = resync = missing_html = 0
+    dump: list[dict[str, Any]] | None = [] if dump_path else None
     via: dict[str, int] = {}
     states: dict[str, int] = {}
     mismatches: list[str] = []
@@ -747,6 +748,21 @@ def bench_stream(
             user_ttft.append(pane.first_text_at - w.post_sent)
             via[pane.first_via] = via.get(pane.first_via, 0) + 1
         tail_lag.append(pane.last_frame_at - rec["last_token"])
+        if dump is not None:
+            dump.append(
+                {
+                    "response": str(row.public_id),
+                    "side": row.side,
+                    "post_sent": w.post_sent,
+                    "post_done": w.post_done,
+                    "ws_open": w.ws_open,
+                    "arrived": rec["arrived"],
+                    "first_token": rec["first_token"],
+                    "published": published.get(str(row.public_id)),
+                    "page": pane.first_text_at,
+                    "via": pane.first_via,
+                }
+            )
         dup += pane.duplicates
         resync += pane.resyncs
         missing_html += not pane.final_html
@@ -757,6 +773,10 @@ def bench_stream(
                 f"{row.public_id}: page {len(pane.text)} chars vs saved {len(row.text)} chars"
             )
     frames = sum(p.frames for _, p in panes.values())
+    if dump_path and dump is not None:
+        with open(dump_path, "w") as f:
+            json.dump(dump, f)
+        print(f"  per-stream timings (CLOCK_MONOTONIC) written to {dump_path}")
     # How many streams were open at the provider at once (request arrival to last token).
     edges = sorted(
         [(r["arrived"], 1) for r in records if "last_token" in r]
@@ -850,6 +870,7 @@ def main() -> None:
     parser.add_argument(
         "--spread", type=float, default=1.0, help="seconds over which the battles are started"
     )
+    parser.add_argument("--dump", help="write per-stream timings of the streaming phase (JSON)")
     args = parser.parse_args()
     phases = [args.only] if args.only else ["votes", "starts", "stream"]
 
@@ -884,7 +905,7 @@ def main() -> None:
                 stack.celery(max(1, args.celery_threads // args.celery_procs), index=i)
             results["stream"] = bench_stream(
                 stack, http, f"ws://127.0.0.1:{ws_port}", fake_url, args.quick, args.tps,
-                args.first_token_delay, args.tokens, args.spread,
+                args.first_token_delay, args.tokens, args.spread, args.dump,
             )  # fmt: skip
         stack.check()
     finally:

@@ -109,3 +109,48 @@ async def test_finished_panes_pushed_to_the_page_name_no_model():
     ):
         assert word not in html
     await communicator.disconnect()
+
+
+async def test_publisher_batches_frames_in_order_with_the_text_stored_first():
+    """Many streams post without waiting for Redis: every frame reaches the page in the order
+    posted, the stored partial text already holds each delta when its frame arrives, and a
+    stop flag is read back in the same round trip."""
+    key = await database_sync_to_async(_session)()
+    battle, ra = await _streaming_battle(key)
+    rid = str(ra.public_id)
+    communicator = _communicator(battle.public_id, key)
+    assert (await communicator.connect())[0]
+    await communicator.receive_json_from(timeout=5)  # the snapshot of the running pane
+    await communicator.receive_from(timeout=5)  # the finished pane B
+
+    pub = streaming.publisher()
+    base = {"r": rid, "side": "a", "epoch": 2000}
+    posted = [
+        pub.post(battle.public_id, {"k": "reset", **base}, response_public_id=rid, epoch=2000)
+    ]
+    text = ""
+    for i in range(40):
+        piece = f"<{i}>"
+        frame = {"k": "delta", **base, "offset": len(text), "text": piece}
+        posted.append(pub.post(battle.public_id, frame, response_public_id=rid, text=piece))
+        text += piece
+    assert await posted[-1] is False  # no stop read was asked for
+
+    assert await communicator.receive_json_from(timeout=5) == {"k": "reset", **base}
+    shown = ""
+    while len(shown) < len(text):
+        frame = await communicator.receive_json_from(timeout=5)
+        assert frame["offset"] == len(shown)  # in order, no gap, no duplicate
+        # Stored before it was published: a page reconnecting now would not miss this delta.
+        assert (await streaming.load_partial(rid))[1].startswith(shown + frame["text"])
+        shown += frame["text"]
+    assert shown == text
+    assert await streaming.load_partial(rid) == (2000, text)
+
+    await database_sync_to_async(streaming.request_stop)(rid, 2)
+    stop = pub.post(
+        battle.public_id, {"k": "delta", **base, "offset": len(text), "text": "!"},
+        response_public_id=rid, text="!", stop_attempt=2,
+    )  # fmt: skip
+    assert await stop is True
+    await communicator.disconnect()
