@@ -21,6 +21,7 @@ from django.conf import settings
 from arena import streaming
 from arena.models import Battle, Response
 from arena.services import parse_public_id, voter_key
+from config.consumers import NoDatabaseDispatchMixin
 from config.errors import NotFound
 
 Row = tuple[str, str, int, str]  # a response of the last turn: public id, side, attempt, state
@@ -51,7 +52,7 @@ def _last_turn(public_id: str, voter: str) -> tuple[int, str, list[Row], bool] |
 _last_turn_async = database_sync_to_async(_last_turn)
 
 
-class BattleConsumer(AsyncJsonWebsocketConsumer):
+class BattleConsumer(NoDatabaseDispatchMixin, AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         session_key = self.scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME, "")
         battle_id = self.scope["url_route"]["kwargs"]["battle_id"]

@@ -66,4 +66,14 @@ def _start_worker_metrics(**_: Any) -> None:
             start_http_server(int(port))
 
 
+@signals.worker_ready.connect
+@signals.worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """The web processes' warm-up (config/warmup.py) in the process that runs the tasks: the
+    threads pool's worker itself, or each prefork child."""
+    from config.warmup import warm_up
+
+    warm_up()
+
+
 from config import metrics  # noqa: E402,F401  (connects the task signal handlers)

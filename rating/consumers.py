@@ -6,10 +6,11 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from config.consumers import NoDatabaseDispatchMixin
 from rating.services import leaderboard_group
 
 
-class LeaderboardConsumer(AsyncWebsocketConsumer):
+class LeaderboardConsumer(NoDatabaseDispatchMixin, AsyncWebsocketConsumer):
     """Public and read-only: no authentication, nothing accepted from the browser."""
 
     async def connect(self) -> None:

@@ -19,8 +19,7 @@ from arena.providers.engine import (
     AttemptEvent,
     AttemptResult,
     StreamingClient,
-    body_lines,
-    sse_events,
+    read_sse,
 )
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -88,7 +87,7 @@ class AnthropicClient(StreamingClient):
         prompt_tokens: int | None = None
         completion_tokens: int | None = None
         stop_reason: str | None = None
-        async for _event, data in sse_events(body_lines(response)):
+        async for _event, data in read_sse(response):
             payload = self._parse_json(data)
             if not isinstance(payload, dict):
                 raise errors.MalformedStream("event is not an object", provider=name)

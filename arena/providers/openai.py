@@ -20,8 +20,7 @@ from arena.providers.engine import (
     AttemptEvent,
     AttemptResult,
     StreamingClient,
-    body_lines,
-    sse_events,
+    read_sse,
 )
 
 
@@ -73,7 +72,7 @@ class OpenAIClient(StreamingClient):
         finish_reason: str | None = None
         usage: Mapping[str, Any] | None = None
         done = False
-        async for _event, data in sse_events(body_lines(response)):
+        async for _event, data in read_sse(response):
             if data == "[DONE]":
                 done = True
                 break

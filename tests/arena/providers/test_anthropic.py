@@ -15,7 +15,7 @@ from arena.providers import (
     TextDelta,
     UpstreamError,
 )
-from arena.providers.engine import AttemptResult, sse_events
+from arena.providers.engine import AttemptResult, read_sse, sse_events
 from tests.arena.providers.conftest import (
     API_KEY,
     FakeClock,
@@ -115,19 +115,21 @@ async def test_wrong_content_type_is_malformed(fake_llm, runtime):
 # -- parsing events on their own ------------------------------------------------------------
 
 
+class _Content:
+    """What the readers use of an aiohttp response body: ``iter_any()``, here in 7-byte chunks,
+    so lines (and multi-byte characters) arrive cut across reads."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    async def iter_any(self):
+        for i in range(0, len(self._body), 7):
+            yield self._body[i : i + 7]
+
+
 class _Response:
-    """What the readers use of an aiohttp response: ``content``, iterated line by line."""
-
     def __init__(self, body: str) -> None:
-        self._lines = body.encode().splitlines(keepends=True)
-
-    @property
-    def content(self):
-        async def lines():
-            for line in self._lines:
-                yield line
-
-        return lines()
+        self.content = _Content(body.encode())
 
 
 def _response(body: str) -> _Response:
@@ -192,3 +194,12 @@ async def test_sse_parser_joins_multiline_data():
             yield line
 
     assert [e async for e in sse_events(lines())] == [("x", "a\nb"), ("", "c")]
+
+
+async def test_body_reader_reassembles_lines_cut_across_reads():
+    """``read_sse`` reads whatever bytes arrived: lines, CRLF endings and multi-byte characters
+    cut across 7-byte reads come out whole, comments are skipped, a last unterminated event is
+    kept."""
+    body = ": keep-alive\r\nevent: x\r\ndata: Grüße 日本語\r\ndata: b\r\n\r\ndata: 🙂 tail"
+    events = [e async for e in read_sse(_response(body))]
+    assert events == [("x", "Grüße 日本語\nb"), ("", "🙂 tail")]
