@@ -123,6 +123,71 @@ def test_sql_path_reports_progress_and_respects_the_snapshot(data, tmp_path):
     assert seen == list(range(3, len(expected) + 1, 3))
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("fmt", "file_format"),
+    [("arena_battles", "parquet"), ("trl_standard", "jsonl"), ("rankings", "jsonl.gz")],
+)
+def test_chunked_read_under_a_shared_snapshot_gives_the_same_bytes(
+    data, tmp_path, monkeypatch, fmt, file_format
+):
+    """The worker's path: chunks of a few votes (some empty, some with several turns) read by
+    connections that import the read transaction's snapshot, so a change committed after it
+    was taken is not seen; Parquet row groups cut inside a chunk."""
+    import threading
+
+    from django.db import connections, transaction
+    from django.db.models import Case, F, Value, When
+
+    from preferences import exports, sql_export
+
+    monkeypatch.setattr(sql_export, "CHUNK_VOTES", 3)
+    monkeypatch.setattr(exports, "PARQUET_ROW_GROUP", 4)
+    filters = TIE_FILTERS if FORMATS[fmt].ties else PairFilters()
+    options = ExportOptions(format=fmt, file_format=file_format, test_fraction=0.3)
+    expected = write_splits(tmp_path / "py", _python_rows(filters, options), options)
+    seen: list[int] = []
+
+    def flip_every_winner() -> None:  # on a connection of its own: committed at once
+        try:
+            swap = [When(winner="a", then=Value("b")), When(winner="b", then=Value("a"))]
+            Vote.objects.update(winner=Case(*swap, default=F("winner")))
+        finally:
+            connections.close_all()
+
+    real_connect = sql_export._connect
+
+    def connect(params):  # the flip commits after the snapshot's export, before the readers
+        if not flipped:
+            flipped.append(True)
+            writer = threading.Thread(target=flip_every_winner)
+            writer.start()
+            writer.join()
+        return real_connect(params)
+
+    flipped: list[bool] = []
+    monkeypatch.setattr(sql_export, "_connect", connect)
+
+    def progress(n: int) -> None:
+        seen.append(n)
+
+    progress.threaded = True  # type: ignore[attr-defined]
+    progress.shareable = True  # type: ignore[attr-defined]
+    with transaction.atomic():
+        result = write_splits(
+            tmp_path / "sql",
+            SqlRows(filters, options),
+            options,
+            progress=progress,
+            progress_every=2,
+        )
+    assert _files(tmp_path / "sql") == _files(tmp_path / "py")
+    assert result.row_counts == expected.row_counts and result.rows_read == expected.rows_read
+    assert seen == list(range(2, result.rows_read + 1, 2))
+    after = write_splits(tmp_path / "after", _python_rows(filters, options), options)
+    assert after.files != expected.files  # the flip is seen by a new snapshot
+
+
 def test_postgresql_regex_scrubs_exactly_like_python():
     rng = random.Random(7)
     alphabet = list("0123456789" * 4) + list(" .-+()@_ab\tx\n") + ["com", ".org", "é", "٣"]
