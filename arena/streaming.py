@@ -28,6 +28,7 @@ partial text, then PUBLISH of the frame, in the order posted) and starts the nex
 soon as the last one returns (group commit). channels-redis publishes one message per round trip
 under a per-connection lock, so 100 streams per process queued behind each other there; a burst
 of first tokens now goes out in the next round trip.
+
 The page keeps (epoch, text) per pane, appends only the part of a delta beyond what it shows,
 ignores older epochs, and asks for a resync when a delta starts past its end (a lost frame).
 
@@ -89,7 +90,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 def producer_loop() -> asyncio.AbstractEventLoop:
     """A long-lived loop on a daemon thread, shared by every task of this process: one Redis
-    connection pool for the channel layer instead of a new connection per ``group_send``."""
+    pool and one ``Publisher`` for all its streams."""
     global _loop
     with _loop_lock:
         if _loop is None or _loop.is_closed():
@@ -102,12 +103,6 @@ def producer_loop() -> asyncio.AbstractEventLoop:
 def run(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     """Run ``coro`` on the producer loop from synchronous code and wait for its result."""
     return asyncio.run_coroutine_threadsafe(coro, producer_loop()).result(timeout)
-
-
-async def send_frame(public_id: uuid.UUID | str, frame: dict[str, Any]) -> None:
-    await get_channel_layer().group_send(
-        battle_group(public_id), {"type": "stream.frame", "frame": frame}
-    )
 
 
 async def send_html(public_id: uuid.UUID | str, html: str) -> None:
@@ -394,7 +389,3 @@ def publisher() -> Publisher:
 
 def request_stop(response_public_id: str, attempt: int) -> None:
     store().set(_stop_key(response_public_id, attempt), "1")
-
-
-async def stop_requested(response_public_id: str, attempt: int) -> bool:
-    return bool(await store().aget(_stop_key(response_public_id, attempt)))
