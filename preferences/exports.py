@@ -156,14 +156,6 @@ class JsonlWriter:
         if len(self._buffer) >= 1000:
             self._flush()
 
-    def write_block(self, lines: bytes) -> int:
-        """Several encoded lines, each with its newline; returns their number."""
-        self._flush()
-        (self._gz or self._hashing).write(lines)
-        rows = lines.count(b"\n")
-        self.rows += rows
-        return rows
-
     def _flush(self) -> None:
         if self._buffer:
             (self._gz or self._hashing).write(b"".join(self._buffer))
@@ -193,8 +185,7 @@ class ParquetWriter:
         # group k + 1 (pyarrow releases the GIL in both): one write in flight, in order.
         self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-write")
         self._pending: Future[None] | None = None
-        self._lines: list[bytes | memoryview] = []
-        self._count = 0  # lines in self._lines
+        self._lines: list[bytes] = []
         self._parse = pa_json.ParseOptions(
             explicit_schema=schema, unexpected_field_behavior="error"
         )
@@ -205,35 +196,9 @@ class ParquetWriter:
 
     def write_line(self, line: bytes) -> None:
         self._lines.append(line)
-        self._count += 1
         self.rows += 1
-        if self._count >= PARQUET_ROW_GROUP:
+        if len(self._lines) >= PARQUET_ROW_GROUP:
             self._flush()
-
-    def write_block(self, lines: bytes) -> int:
-        """Several encoded lines, each with its newline; returns their number. Cut into row
-        groups of exactly ``PARQUET_ROW_GROUP`` lines, as line by line."""
-        view = memoryview(lines)
-        start = 0
-        rows = 0
-        while start < len(lines):
-            room = PARQUET_ROW_GROUP - self._count
-            end = start
-            taken = 0
-            while taken < room:
-                end = lines.find(b"\n", end) + 1
-                if end == 0:  # the block ends before the row group is full
-                    end = len(lines)
-                    break
-                taken += 1
-            self._lines.append(view[start:end])
-            self._count += taken
-            rows += taken
-            start = end
-            if self._count >= PARQUET_ROW_GROUP:
-                self._flush()
-        self.rows += rows
-        return rows
 
     def _flush(self) -> None:
         if not self._lines:
@@ -243,7 +208,6 @@ class ParquetWriter:
         table = pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=self._parse)
         table = table.select(self._schema.names).cast(self._schema).combine_chunks()
         self._lines = []
-        self._count = 0
         self._wait()
         self._pending = self._writing.submit(
             self._writer.write_table, table, row_group_size=PARQUET_ROW_GROUP

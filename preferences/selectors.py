@@ -404,23 +404,16 @@ ARENA_COLUMNS = (
 
 
 def arena_turn_rows(
-    filters: PairFilters,
-    *,
-    after_vote_id: int = 0,
-    vote_limit: int | None = None,
-    until_vote_id: int | None = None,
+    filters: PairFilters, *, after_vote_id: int = 0, vote_limit: int | None = None
 ) -> QuerySet[Any]:
     """One row per (vote, turn): the turn's prompt and both sides' text, in (vote, turn) order.
 
     Two filtered LEFT JOINs on the responses (side a, side b) keep it one flat query;
-    ``vote_limit`` bounds the number of votes (a page), never cutting one vote's turns;
-    ``until_vote_id`` ends a range of vote ids (an export chunk).
+    ``vote_limit`` bounds the number of votes (a page), never cutting one vote's turns.
     """
     votes = vote_queryset(filters)
     if after_vote_id:
         votes = votes.filter(id__gt=after_vote_id)
-    if until_vote_id is not None:
-        votes = votes.filter(id__lte=until_vote_id)
     if vote_limit is not None:
         votes = votes.order_by("id")[:vote_limit]
     return (

@@ -243,9 +243,6 @@ def _streaming_read(save: Callable[[int], None]) -> Iterator[Callable[[int], Non
             latest[0] = n
 
         publish.threaded = True  # type: ignore[attr-defined]  # safe while a COPY runs
-        # The read transaction below is opened here, with nothing uncommitted in it: the export
-        # may read through other connections that import its snapshot (sql_export.SqlRows).
-        publish.shareable = True  # type: ignore[attr-defined]
         with transaction.atomic():
             yield publish
     finally:

@@ -20,13 +20,6 @@ function and no correlated subquery, so that PostgreSQL builds their lines on pa
 come from the per-vote query, and Merge Append keeps the vote order. With the dedup (which
 needs every vote's key before the first line) the per-vote query reads all votes.
 
-In a worker's release build (a read transaction of its own) the arena rows come in chunks of
-vote ids instead, read by ``READERS`` connections that import the transaction's snapshot (the
-same rows as one statement): PostgreSQL walks each chunk's vote index range in order (no sort
-of the whole stream before its first row), two chunks are built side by side while the files
-are written, and each chunk arrives as one row per split (its lines concatenated), so Python
-does nothing per vote.
-
 The output is byte-identical to the Python path (``format_rows`` / ``rankings_rows`` +
 ``write_splits``), which stays the path for SQLite; tests/preferences/test_sql_export.py
 compares the two for every format and file format. Annotation rankings (a Python source) are
@@ -39,8 +32,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -75,10 +66,6 @@ from preferences.selectors import (
 
 ARENA_KEYS = "prefs_export_arena_keys"
 WORK_MEM = "64MB"
-# The chunked read (SqlRows.arena_blocks): votes per chunk (by id range; ~1.4 kB of line per
-# vote: ~11 MB per chunk) and the connections reading chunks side by side.
-CHUNK_VOTES = 8_192
-READERS = 2
 # Binary: PostgreSQL sends each line's bytes as they are (no per-character CSV/text escaping).
 COPY_OPTIONS = "(FORMAT binary)"
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"  # then flags (4 bytes), extension length (4), extension
@@ -360,24 +347,11 @@ def _scrubber(options: ExportOptions) -> Callable[[str, str], str]:
     return scrub
 
 
-@dataclasses.dataclass(frozen=True)
-class Chunk:
-    """Votes with ``lo < id <= hi``; ``several``: those of them with several turns."""
-
-    lo: int
-    hi: int
-    several: tuple[int, ...] = ()
-
-
-def _base_sql(
-    filters: PairFilters, *, several: bool | None = None, chunk: Chunk | None = None
-) -> str:
+def _base_sql(filters: PairFilters, *, several: bool | None = None) -> str:
     """The selector's (vote, turn) query with its parameters inlined (COPY takes none).
     ``several``: only the votes of several turns (True: with the old columns, in the selector's
     order) or of one turn (False: + the stored JSON escapes and key, in no order: a subquery
-    PostgreSQL can pull up); a battle of several turns has a turn of index > 0. ``chunk``: only
-    its votes (the range on both the vote subquery and the join, so that PostgreSQL walks the
-    vote index range; the votes of several turns by id, not by a probe of every row)."""
+    PostgreSQL can pull up); a battle of several turns has a turn of index > 0."""
     columns = [
         *ARENA_COLUMNS,
         "index",
@@ -386,13 +360,7 @@ def _base_sql(
         "ra__text_scrubbed",
         "rb__text_scrubbed",
     ]
-    if chunk is None:
-        rows = arena_turn_rows(filters)
-    else:
-        rows = arena_turn_rows(filters, after_vote_id=chunk.lo, until_vote_id=chunk.hi)
-        rows = rows.filter(battle__vote__id__gt=chunk.lo, battle__vote__id__lte=chunk.hi)
-        if several:
-            rows = rows.filter(battle__vote__id__in=chunk.several)
+    rows = arena_turn_rows(filters)
     if several is not None:
         later = Exists(Turn.objects.filter(battle_id=OuterRef("battle_id"), index__gt=0))
         rows = rows.filter(later if several else ~later)
@@ -414,13 +382,7 @@ def _inner_json(options: ExportOptions, x: str, stored: str, stored_json: str) -
     return f"CASE WHEN {stored_json} = '' THEN {x} WHEN {stored_json} IS NOT NULL THEN {stored_json} ELSE {live} END"  # noqa: E501
 
 
-def _flat_sql(
-    filters: PairFilters,
-    options: ExportOptions,
-    split: str,
-    lists: dict[str, bool],
-    chunk: Chunk | None = None,
-) -> str:
+def _flat_sql(filters: PairFilters, options: ExportOptions, split: str) -> str:
     """(line, vote id) of every one-turn vote (almost all), in vote order, from a flat join: no
     window function, no correlated subquery, so PostgreSQL builds the lines on parallel workers
     (Gather Merge). The texts come as their stored JSON escapes, the prompt key as stored
@@ -433,13 +395,12 @@ def _flat_sql(
     key = _prompt_key(scrub("b.prompt", "b.sp"))
     if options.scrub_pii:
         key = f"coalesce(b.pk, {key})"
-    head = _head(split, _flat_line(options, lists), chunk)
-    return f"""SELECT {head}, v.vote_id FROM (
+    return f"""SELECT {split} || {_flat_line(options)} || E'\\n', v.vote_id FROM (
     SELECT {", ".join(f"b.{c}" for c in _VOTE_COLUMNS.split(", "))},
            {p} AS pi, {a} AS ai, {bb} AS bi,
            CASE WHEN b.winner = 'b' THEN {bb} ELSE {a} END AS ci,
            CASE WHEN b.winner = 'b' THEN {a} ELSE {bb} END AS ri, {key} AS h
-    FROM ({_base_sql(filters, several=False, chunk=chunk)}) AS b({_BASE_COLUMNS}{_STORED})
+    FROM ({_base_sql(filters, several=False)}) AS b({_BASE_COLUMNS}{_STORED})
     WHERE TRUE {ties}
 ) AS v
 ORDER BY v.vote_id
@@ -450,12 +411,7 @@ def _prompt_key(prompt: str) -> str:
     return f"sha256(convert_to(btrim({prompt}, {_str(PY_WHITESPACE)}), 'UTF8'))"
 
 
-def _votes_sql(
-    filters: PairFilters,
-    options: ExportOptions,
-    several: bool | None = None,
-    chunk: Chunk | None = None,
-) -> str:
+def _votes_sql(filters: PairFilters, options: ExportOptions, several: bool | None = None) -> str:
     """WITH t (the selector's turn rows, first / last turn of their vote marked), v0 (one row
     per vote: scrubbed prompts and answers as arrays), v (+ key hash, chosen side).
 
@@ -491,7 +447,7 @@ WITH t AS (
            {scrub("coalesce(b.tb, '')", "b.sb")} AS bb,
            b.vote_id IS DISTINCT FROM lag(b.vote_id) OVER o AS first,
            b.vote_id IS DISTINCT FROM lead(b.vote_id) OVER o AS last
-    FROM ({_base_sql(filters, several=several, chunk=chunk)}) AS b({_BASE_COLUMNS})
+    FROM ({_base_sql(filters, several=several)}) AS b({_BASE_COLUMNS})
     {ties}
     WINDOW o AS (ORDER BY b.vote_id, b.idx)
     ORDER BY b.vote_id, b.idx  -- already in this order: tells the levels above
@@ -575,9 +531,10 @@ def _concat(expr: str) -> str:
     return f"concat({', '.join(parts)})" if len(parts) > 1 else expr
 
 
-def _line(options: ExportOptions, lists: dict[str, bool]) -> str:
+def _line(options: ExportOptions) -> str:
     """The format's line: a one-turn vote from the first turn's values (no arrays), a vote of
     several turns from its turn arrays."""
+    lists = _string_lists()
     many = LINES[options.format](options, lists)
     token = _SINGLE.set(True)
     try:
@@ -612,11 +569,11 @@ _FLAT = {
 }
 
 
-def _flat_line(options: ExportOptions, lists: dict[str, bool]) -> str:
+def _flat_line(options: ExportOptions) -> str:
     """The format's one-turn line over ``_flat_sql``'s JSON escapes (``v.pi``, ``v.ai``, ...)."""
     token = _SINGLE.set(True)
     try:
-        one = LINES[options.format](options, lists)
+        one = LINES[options.format](options, _string_lists())
     finally:
         _SINGLE.reset(token)
     one = one.replace("v.n::text", "'1'").replace("[v.n]", "[1]")
@@ -626,27 +583,9 @@ def _flat_line(options: ExportOptions, lists: dict[str, bool]) -> str:
     return _concat(one)
 
 
-def _head(split: str, line: str, chunk: Chunk | None) -> str:
-    """A row's leading columns: the split digit and the line with its newline, as one column,
-    or, in a chunk (aggregated by split), as two."""
-    return f"{split}{', ' if chunk else ' || '}{line} || E'\\n'"
-
-
-def arena_lines_sql(
-    filters: PairFilters,
-    options: ExportOptions,
-    *,
-    chunk: Chunk | None = None,
-    lists: dict[str, bool] | None = None,
-) -> str:
+def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
     """SELECT of one text column per arena vote, in vote id order: the split digit (0 train,
-    1 test), the format's JSON line and a newline. Complete SQL, no parameters.
-
-    With ``chunk`` (no dedup): the chunk's votes only, as at most two rows, one per split: the
-    split digit, then its lines in vote id order. ``lists``: ``_string_lists()``, if known.
-    """
-    if lists is None:
-        lists = _string_lists()
+    1 test), the format's JSON line and a newline. Complete SQL, no parameters."""
     threshold = split_threshold(options.test_fraction)
     if threshold >= 2**64:
         split = "'1'"
@@ -659,26 +598,21 @@ def arena_lines_sql(
             f"WHERE v.vote_id IN (SELECT DISTINCT ON ({_key()}) vote_id FROM v "
             f"ORDER BY {_key()}, vote_id)"
         )
-    line = _line(options, lists)
+    line = _line(options)
     if options.dedup_prompts:  # the dedup needs every vote's key first: one query of all votes
-        assert chunk is None, "the dedup reads every vote"
         return (
             _votes_sql(filters, options)
             + f"\nSELECT {split} || {line} || E'\\n' FROM v {dedup} ORDER BY v.vote_id"
         )
     # One-turn votes from the parallel flat query, votes of several turns from the per-vote
     # query: two plans of their own, each in vote order, merged (Merge Append).
-    union = f"({_flat_sql(filters, options, split, lists, chunk)})"
-    if chunk is None or chunk.several:
-        several = _votes_sql(filters, options, several=True, chunk=chunk) + (
-            f"\nSELECT {_head(split, line, chunk)}, v.vote_id FROM v ORDER BY v.vote_id OFFSET 0"
-        )
-        union += f"\nUNION ALL\n({several})"
-    if chunk is None:
-        return f"SELECT u.line FROM ({union}) AS u(line, vote_id)\nORDER BY u.vote_id"
+    several = (
+        _votes_sql(filters, options, several=True)
+        + f"\nSELECT {split} || {line} || E'\\n', v.vote_id FROM v ORDER BY v.vote_id OFFSET 0"
+    )
     return (
-        f"SELECT u.s || string_agg(u.line, '' ORDER BY u.vote_id) FROM ({union}) "
-        "AS u(s, line, vote_id)\nGROUP BY u.s"
+        f"SELECT u.line FROM (({_flat_sql(filters, options, split)})\nUNION ALL\n({several})"
+        ") AS u(line, vote_id)\nORDER BY u.vote_id"
     )
 
 
@@ -690,71 +624,19 @@ def arena_keys_sql(filters: PairFilters, options: ExportOptions) -> str:
 # --- the line source -------------------------------------------------------------------------
 
 
-def _fields(copy: Iterable[Any], *, view: bool = False) -> Iterator[Any]:
+def _fields(copy: Iterable[Any]) -> Iterator[bytes]:
     """The one field of every row of a binary COPY of one non-null column: a message per row,
     a 2-byte field count and a 4-byte length before the bytes; the file header comes with the
-    first row, the trailer (field count -1) alone. ``view``: memoryviews of the messages (no
-    copy: for large fields), else bytes."""
+    first row, the trailer (field count -1) alone."""
     first = True
     for message in copy:
-        data = memoryview(message) if view else bytes(message)
+        data = bytes(message)
         if first:
             first = False
-            assert bytes(data[: len(_SIGNATURE)]) == _SIGNATURE, "not a binary COPY"
+            assert data.startswith(_SIGNATURE), "not a binary COPY"
             data = data[19 + int.from_bytes(data[15:19], "big") :]
         if len(data) > 2:  # not the trailer (read on, so that the COPY ends cleanly)
             yield data[6:]
-
-
-def _connect(params: dict[str, Any]) -> psycopg.Connection[Any]:
-    """A reader's own connection (Django's parameters, outside any pool)."""
-    return psycopg.connect(**params, autocommit=True)
-
-
-def _read_in_order(
-    readers: list[psycopg.Connection[Any]], sqls: list[str]
-) -> Iterator[tuple[int, bytes]]:
-    """(split index, lines) of every chunk, in chunk order; reader ``r`` runs the chunks
-    ``r, r + len(readers), ...`` on its own thread and keeps at most one finished chunk
-    waiting (memory: a few chunks)."""
-    n = len(readers)
-    outs: list[queue.Queue[Any]] = [queue.Queue(maxsize=1) for _ in readers]
-    stop = threading.Event()
-
-    def offer(r: int, item: Any) -> None:
-        while not stop.is_set():
-            try:
-                outs[r].put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def read(r: int) -> None:
-        try:
-            for i in range(r, len(sqls), n):
-                if stop.is_set():
-                    return
-                with readers[r].cursor().copy(f"COPY ({sqls[i]}) TO STDOUT {COPY_OPTIONS}") as cp:
-                    offer(r, [(f[0] - 48, bytes(f[1:])) for f in _fields(cp, view=True)])
-        except BaseException as exc:  # handed to the consumer, raised there
-            offer(r, exc)
-
-    threads = [
-        threading.Thread(target=read, args=(r,), name=f"export-reader-{r}", daemon=True)
-        for r in range(n)
-    ]
-    for t in threads:
-        t.start()
-    try:
-        for i in range(len(sqls)):
-            blocks = outs[i % n].get()
-            if isinstance(blocks, BaseException):
-                raise blocks
-            yield from blocks
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
 
 
 @dataclasses.dataclass
@@ -786,66 +668,6 @@ class SqlRows:
             with cur.copy(f"COPY ({sql}) TO STDOUT {COPY_OPTIONS}") as copy:
                 for data in _fields(copy):  # one COPY data message per row
                     yield data[0] - 48, data[1:]
-
-    def arena_blocks(self) -> Iterator[tuple[int, bytes]]:
-        """(split index, the lines of one chunk of votes in that split) for every arena row,
-        in vote order per split.
-
-        Precondition: the caller's connection is in a read transaction with nothing uncommitted
-        (its snapshot is exported and imported by ``READERS`` connections of their own, which
-        see exactly the rows it sees). Each reader runs COPYs of chunks of vote ids in turn;
-        PostgreSQL walks the vote index range (no sort of the whole stream before the first
-        row) and concatenates each split's lines, so the work in the database overlaps with the
-        writing here and Python handles a few rows per chunk instead of one per vote.
-        """
-        if SOURCE_ARENA not in self.filters.sources:
-            return
-        assert not self.options.dedup_prompts, "the dedup reads every vote in one query"
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_export_snapshot()")
-            (snapshot,) = cursor.fetchone()
-        params = connection.get_connection_params()
-        readers = []
-        try:
-            for _ in range(READERS):
-                conn = _connect(params)
-                readers.append(conn)
-                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                conn.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-                conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-                conn.execute("SET LOCAL jit = off")
-                # The readers are the parallelism: one process per chunk query.
-                conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            sqls = self._chunk_sqls(readers[0])
-            yield from _read_in_order(readers, sqls)
-        finally:
-            for conn in readers:
-                conn.close()
-
-    def _chunk_sqls(self, conn: psycopg.Connection[Any]) -> list[str]:
-        """The chunk queries, from the vote ids in the snapshot (``conn``'s)."""
-        vote, turn = Vote._meta.db_table, Turn._meta.db_table
-        lo, hi = conn.execute(f"SELECT min(id), max(id) FROM {vote}").fetchone() or (None, None)
-        if lo is None:
-            return []
-        several = [
-            vote_id
-            for (vote_id,) in conn.execute(
-                f"SELECT DISTINCT v.id FROM {vote} v JOIN {turn} t ON t.battle_id = v.battle_id "
-                "WHERE t.index > 0 ORDER BY v.id"
-            )
-        ]
-        lists = _string_lists()
-        sqls, k = [], 0
-        for start in range(lo - 1, hi, CHUNK_VOTES):
-            end = start + CHUNK_VOTES
-            ids = []
-            while k < len(several) and several[k] <= end:
-                ids.append(several[k])
-                k += 1
-            chunk = Chunk(start, end, tuple(ids))
-            sqls.append(arena_lines_sql(self._arena(), self.options, chunk=chunk, lists=lists))
-        return sqls
 
     def annotation_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         filters = self._annotations()
@@ -889,35 +711,21 @@ class SqlRows:
         """Arena lines from the COPY, then annotation rows; ``progress`` at every multiple of
         ``progress_every``. While the COPY runs its connection can run nothing else: a
         ``progress`` that writes on it (inline, not the worker's reporter thread, which marks
-        itself ``threaded``) is called for the marks passed once the COPY has finished.
-
-        A ``progress`` marked ``shareable`` (the worker's: its read transaction was opened for
-        this build, with nothing uncommitted) lets the arena rows come in chunks read by
-        connections of their own under the same snapshot (``arena_blocks``); not with the
-        prompt dedup, which needs every vote in one query."""
+        itself ``threaded``) is called for the marks passed once the COPY has finished."""
+        by_index = [writers[s].write_line for s in SPLITS]
         live = progress is not None and getattr(progress, "threaded", False)
         pending: list[int] = []
         n = 0
         mark = progress_every
-        if getattr(progress, "shareable", False) and not self.options.dedup_prompts:
-            by_split = [writers[s].write_block for s in SPLITS]
-            for split, lines in self.arena_blocks():
-                rows = by_split[split](lines)
-                n += rows
-                while n >= mark:
-                    progress(mark)  # type: ignore[misc]
-                    mark += progress_every
-        else:
-            by_index = [writers[s].write_line for s in SPLITS]
-            for split, line in self.arena_lines():
-                by_index[split](line)
-                n += 1
-                if n == mark:
-                    mark += progress_every
-                    if live:
-                        progress(n)  # type: ignore[misc]
-                    elif progress is not None:
-                        pending.append(n)
+        for split, line in self.arena_lines():
+            by_index[split](line)
+            n += 1
+            if n == mark:
+                mark += progress_every
+                if live:
+                    progress(n)  # type: ignore[misc]
+                elif progress is not None:
+                    pending.append(n)
         for done in pending:
             progress(done)  # type: ignore[misc]
         for split_name, row in self.annotation_rows():
