@@ -6,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from rest_framework import permissions, throttling
 
+from preferences.auth import DATASETS_APP, DATASETS_CODENAME
 from preferences.models import ApiToken
 
 
@@ -16,7 +17,12 @@ class IsResearcher(permissions.BasePermission):
 
     def has_permission(self, request: Any, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.has_perm("preferences.access_datasets"))
+        if not (user and user.is_authenticated):
+            return False
+        granted = getattr(request.auth, "granted_datasets", None)  # read with a bearer token
+        if granted is not None:  # has_perm's answer, without its two queries
+            return bool(user.is_active and (user.is_superuser or granted))
+        return bool(user.has_perm(f"{DATASETS_APP}.{DATASETS_CODENAME}"))
 
 
 class TokenRateThrottle(throttling.SimpleRateThrottle):
