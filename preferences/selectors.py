@@ -488,6 +488,23 @@ def _stream(qs: QuerySet[Any], chunk_size: int) -> Iterator[tuple[Any, ...]]:
         yield from cursor
 
 
+def _prepared(qs: QuerySet[Any]) -> list[Any]:
+    """The rows of ``qs``, on PostgreSQL as a prepared statement: planning the page query (the
+    vote subquery, two filtered joins) took ~8 ms per request against ~5 ms to run it; psycopg
+    keeps the statement per connection (the pool keeps the connections) and PostgreSQL its
+    plan. The text is the same for every page of one filter shape (server-side binding)."""
+    if connection.vendor != "postgresql":
+        return list(qs)
+    connection.ensure_connection()
+    raw = connection.connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = 0  # prepare at the first execution: this statement only
+    try:
+        return list(qs)
+    finally:
+        raw.prepare_threshold = threshold
+
+
 def iter_arena_pairs(
     filters: PairFilters,
     *,
@@ -499,7 +516,7 @@ def iter_arena_pairs(
         return
     qs = arena_turn_rows(filters, after_vote_id=after_vote_id, vote_limit=vote_limit)
     # A page is small and bounded: one plain query beats a cursor's DECLARE/FETCH/CLOSE trips.
-    rows = iter(list(qs)) if vote_limit is not None else _stream(qs, chunk_size)
+    rows = iter(_prepared(qs)) if vote_limit is not None else _stream(qs, chunk_size)
     for _vote_id, turn_rows in groupby(rows, key=lambda r: r[0]):
         yield _pair_from_turn_rows(list(turn_rows))
 
