@@ -289,21 +289,29 @@ class ExportKey(ExportFunc):
     output_field = models.BinaryField()
 
 
-def _exported_json(column: str) -> models.GeneratedField:
+def _stored(func: type[PostgresOnlyFunc], column: str, help_text: str) -> models.GeneratedField:
+    """A column PostgreSQL keeps from ``column`` on every write (NULL on other databases)."""
     return models.GeneratedField(
-        expression=ExportJson(models.F(column), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT),
+        expression=func(models.F(column), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT),
         output_field=models.TextField(null=True),
         db_persist=True,
-        help_text=f"The exports' JSON escape of the scrubbed {column}: '' when the same text.",
+        help_text=help_text,
+    )
+
+
+def _exported_json(column: str) -> models.GeneratedField:
+    return _stored(
+        ExportJson,
+        column,
+        f"The exports' JSON escape of the scrubbed {column}: '' when the same text.",
     )
 
 
 def _scrubbed(column: str) -> models.GeneratedField:
-    return models.GeneratedField(
-        expression=ScrubbedText(models.F(column), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT),
-        output_field=models.TextField(null=True),
-        db_persist=True,
-        help_text=f"The exports' PII scrub of {column}: '' when unchanged (see ScrubbedText).",
+    return _stored(
+        ScrubbedText,
+        column,
+        f"The exports' PII scrub of {column}: '' when unchanged (see ScrubbedText).",
     )
 
 

@@ -536,16 +536,23 @@ def _line(options: ExportOptions) -> str:
     several turns from its turn arrays."""
     lists = _string_lists()
     many = LINES[options.format](options, lists)
+    one = _one_turn(options, lists, _SCALARS)
+    return f"CASE WHEN v.n = 1 THEN {_concat(one)} ELSE {_concat(many)} END"
+
+
+def _one_turn(options: ExportOptions, lists: dict[str, bool], replacements: dict[str, str]) -> str:
+    """The format's line for a one-turn vote: built with ``_SINGLE`` set, the turn index fixed
+    at 1, then each array expression replaced by its one-turn column."""
     token = _SINGLE.set(True)
     try:
         one = LINES[options.format](options, lists)
     finally:
         _SINGLE.reset(token)
     one = one.replace("v.n::text", "'1'").replace("[v.n]", "[1]")
-    for array_ref, scalar in _SCALARS.items():
-        one = one.replace(array_ref, scalar)
+    for array_ref, column in replacements.items():
+        one = one.replace(array_ref, column)
     assert "v.ps" not in one and "v.x" not in one, one
-    return f"CASE WHEN v.n = 1 THEN {_concat(one)} ELSE {_concat(many)} END"
+    return one
 
 
 # The one-turn line of _line, rewritten over the flat query's JSON escapes (v.pi, v.ai, ...):
@@ -571,16 +578,7 @@ _FLAT = {
 
 def _flat_line(options: ExportOptions) -> str:
     """The format's one-turn line over ``_flat_sql``'s JSON escapes (``v.pi``, ``v.ai``, ...)."""
-    token = _SINGLE.set(True)
-    try:
-        one = LINES[options.format](options, _string_lists())
-    finally:
-        _SINGLE.reset(token)
-    one = one.replace("v.n::text", "'1'").replace("[v.n]", "[1]")
-    for json_of, escaped in _FLAT.items():
-        one = one.replace(json_of, escaped)
-    assert "v.ps" not in one and "v.x" not in one, one
-    return _concat(one)
+    return _concat(_one_turn(options, _string_lists(), _FLAT))
 
 
 def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
