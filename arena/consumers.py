@@ -11,45 +11,19 @@ started in a second) must be connected before their first tokens arrive.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from arena import streaming
-from arena.models import Battle, Response
-from arena.services import parse_public_id, voter_key
+from arena import selectors, streaming
+from arena.models import Response
+from arena.selectors import Row
+from arena.services import voter_key
 from config.consumers import NoDatabaseDispatchMixin
-from config.errors import NotFound
 
-Row = tuple[str, str, int, str]  # a response of the last turn: public id, side, attempt, state
-
-
-def _last_turn(public_id: str, voter: str) -> tuple[int, str, list[Row], bool] | None:
-    """(battle pk, battle public id, the last turn's responses, voted) if ``voter`` owns the
-    battle, else None: one query (a turn has exactly two responses)."""
-    try:
-        uid = parse_public_id(public_id, "battle")
-    except NotFound:
-        return None
-    rows = list(
-        Response.objects.filter(turn__battle__public_id=uid)
-        .order_by("-turn__index", "side")
-        .values_list(
-            "public_id", "side", "attempt", "state",
-            "turn__battle_id", "turn__battle__voter", "turn__battle__state",
-        )[:2]
-    )  # fmt: skip
-    if not rows or not hmac.compare_digest(rows[0][5], voter):
-        return None
-    voted = rows[0][6] == Battle.State.VOTED
-    responses = [(str(p), side, attempt, state) for p, side, attempt, state, *_ in rows]
-    return rows[0][4], str(uid), responses, voted
-
-
-_last_turn_async = database_sync_to_async(_last_turn)
+_last_turn_async = database_sync_to_async(selectors.socket_last_turn)
 
 
 class BattleConsumer(NoDatabaseDispatchMixin, AsyncJsonWebsocketConsumer):

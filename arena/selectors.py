@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 
 from django.core.cache import cache
 
 from arena.models import Battle, Response, Turn
 from arena.rendering import render_markdown
+from arena.services import parse_public_id
+from config.errors import NotFound
 
 
 def rendered(response: Response) -> str:
@@ -71,3 +74,28 @@ def _view(battle: Battle, turns: list[Turn], responses: list[Response]) -> Battl
         can_continue=not voted and last_states == {Response.State.DONE},
         any_running=bool(last_states & {Response.State.PENDING, Response.State.STREAMING}),
     )
+
+
+Row = tuple[str, str, int, str]  # a response of the last turn: public id, side, attempt, state
+
+
+def socket_last_turn(public_id: str, voter: str) -> tuple[int, str, list[Row], bool] | None:
+    """(battle pk, battle public id, the last turn's responses, voted) if ``voter`` owns the
+    battle, else None: one query (a turn has exactly two responses)."""
+    try:
+        uid = parse_public_id(public_id, "battle")
+    except NotFound:
+        return None
+    rows = list(
+        Response.objects.filter(turn__battle__public_id=uid)
+        .order_by("-turn__index", "side")
+        .values_list(
+            "public_id", "side", "attempt", "state",
+            "turn__battle_id", "turn__battle__voter", "turn__battle__state",
+        )[:2]
+    )  # fmt: skip
+    if not rows or not hmac.compare_digest(rows[0][5], voter):
+        return None
+    voted = rows[0][6] == Battle.State.VOTED
+    responses = [(str(p), side, attempt, state) for p, side, attempt, state, *_ in rows]
+    return rows[0][4], str(uid), responses, voted
