@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import re
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ SPLITS = ("train", "test")
 DEDUP_KEY_BYTES = 12
 FILE_FORMATS = ("jsonl", "jsonl.gz", "parquet")
 PARQUET_ROW_GROUP = 5000
+WRITES_IN_FLIGHT = 2  # row groups handed to a Parquet writer's thread and not yet written
 PARQUET_SETTINGS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -45,6 +47,7 @@ PARQUET_SETTINGS: dict[str, Any] = {
     "data_page_version": "1.0",
 }
 MANIFEST_NAME = "SHA256SUMS"
+
 CARD_NAME = "README.md"
 
 # --- PII scrubbing (the patterns: preferences.pii) ---------------------------------------------
@@ -170,22 +173,26 @@ class JsonlWriter:
 
 
 class ParquetWriter:
-    """Parquet from the same JSON lines the JSONL writer would write.
+    """Parquet from JSON lines (``write_line``, as the JSONL writer would write them) or Arrow
+    rows (``write_batch``: ``preferences.sql_arrow`` builds them straight from PostgreSQL).
 
-    Every ``PARQUET_ROW_GROUP`` lines are parsed by ``pyarrow.json`` against the format's explicit
-    schema and written as one row group, so the Python path and the PostgreSQL path (which hands
-    lines built by PostgreSQL) give byte-identical files, in memory bounded by one row group.
+    Lines are parsed by ``pyarrow.json`` against the format's explicit schema; rows are written
+    in arrival order in row groups of exactly ``PARQUET_ROW_GROUP`` rows (the last one shorter),
+    so every path gives byte-identical files, in memory bounded by one row group.
     """
 
     def __init__(self, path: Path, *, schema: pa.Schema) -> None:
         self._path = path
         self._schema = schema
         self._writer = pq.ParquetWriter(str(path), schema, **PARQUET_SETTINGS)
-        # Row group k is encoded and compressed on this thread while the caller parses row
-        # group k + 1 (pyarrow releases the GIL in both): one write in flight, in order.
+        # Row groups are encoded and compressed on this thread, in order, while the caller
+        # builds the next ones (pyarrow releases the GIL in both); at most WRITES_IN_FLIGHT
+        # wait, which bounds the memory they hold.
         self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-write")
-        self._pending: Future[None] | None = None
+        self._pending: deque[Future[None]] = deque()
         self._lines: list[bytes] = []
+        self._tables: list[pa.Table] = []  # rows not yet written, in order, lines after them
+        self._buffered = 0  # rows in self._tables
         self._parse = pa_json.ParseOptions(
             explicit_schema=schema, unexpected_field_behavior="error"
         )
@@ -197,30 +204,53 @@ class ParquetWriter:
     def write_line(self, line: bytes) -> None:
         self._lines.append(line)
         self.rows += 1
-        if len(self._lines) >= PARQUET_ROW_GROUP:
-            self._flush()
+        if len(self._lines) + self._buffered >= PARQUET_ROW_GROUP:
+            self._parse_lines()
+            self._write_groups()
 
-    def _flush(self) -> None:
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Rows of the schema, after every row written so far."""
+        if not batch.num_rows:
+            return
+        self._parse_lines()
+        self._tables.append(pa.Table.from_batches([batch]))
+        self._buffered += batch.num_rows
+        self.rows += batch.num_rows
+        self._write_groups()
+
+    def _parse_lines(self) -> None:
         if not self._lines:
             return
         data = b"".join(self._lines)
         read = pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1)
         table = pa_json.read_json(io.BytesIO(data), read_options=read, parse_options=self._parse)
-        table = table.select(self._schema.names).cast(self._schema).combine_chunks()
+        self._tables.append(table.select(self._schema.names).cast(self._schema))
+        self._buffered += len(self._lines)
         self._lines = []
-        self._wait()
-        self._pending = self._writing.submit(
-            self._writer.write_table, table, row_group_size=PARQUET_ROW_GROUP
-        )
 
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # a write's error is raised here
+    def _write_groups(self, *, last: bool = False) -> None:
+        """Every full row group buffered (and, ``last``, the rest) to the writer thread."""
+        while self._buffered >= PARQUET_ROW_GROUP or (last and self._buffered):
+            rows = pa.concat_tables(self._tables)
+            group = rows.slice(0, PARQUET_ROW_GROUP)
+            rest = rows.slice(PARQUET_ROW_GROUP)
+            self._tables = [rest] if rest.num_rows else []
+            self._buffered = rest.num_rows
+            self._wait(WRITES_IN_FLIGHT - 1)
+            self._pending.append(self._writing.submit(self._write_group, group))
+
+    def _write_group(self, group: pa.Table) -> None:
+        self._writer.write_table(group.combine_chunks(), row_group_size=PARQUET_ROW_GROUP)
+
+    def _wait(self, keep: int = 0) -> None:
+        """Until at most ``keep`` writes are pending; a write's error is raised here."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
 
     def close(self) -> tuple[str, int]:
         try:
-            self._flush()
+            self._parse_lines()
+            self._write_groups(last=True)
             self._wait()
         finally:
             self._writing.shutdown(wait=True)

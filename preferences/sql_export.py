@@ -11,7 +11,8 @@ split (sha256 of the stripped first user turn, as ``split_of``), the prompt dedu
 (``to_json(text)`` escapes exactly as Python's ``json`` with ``ensure_ascii=False``) all run in
 SQL. Each COPY row (binary format: the bytes as they are) is the split (``0`` train, ``1``
 test), the JSON line and its newline; Python appends it to the split's writer (JSONL, gzip or
-Parquet via ``pyarrow.json``).
+Parquet via ``pyarrow.json``). A Parquet release of Chatbot Arena rows skips the JSON: the same
+rows come as typed fields that :mod:`preferences.sql_arrow` turns into Arrow columns.
 
 Without the prompt dedup, one-turn votes (almost all) come from a flat join with no window
 function and no correlated subquery, so that PostgreSQL builds their lines on parallel workers
@@ -29,17 +30,20 @@ checked in a temporary table.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import json
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import psycopg
+import pyarrow as pa
 from django.db import connection
 from django.db.models import Exists, OuterRef
 
 from arena.models import Battle, Response, Turn, Vote
+from preferences import sql_arrow
 from preferences.exports import (
     DEDUP_KEY_BYTES,
     EMAIL_PATTERN,
@@ -47,6 +51,7 @@ from preferences.exports import (
     PHONE_PATTERN,
     SPLITS,
     ExportOptions,
+    ParquetWriter,
     Writer,
     format_rows,
     rankings_rows,
@@ -581,21 +586,28 @@ def _flat_line(options: ExportOptions) -> str:
     return _concat(_one_turn(options, _string_lists(), _FLAT))
 
 
+def split_expression(options: ExportOptions) -> str:
+    """``'1'`` (test) or ``'0'`` (train) from the vote's prompt key ``v.h``, as ``split_of``."""
+    threshold = split_threshold(options.test_fraction)
+    if threshold >= 2**64:
+        return "'1'"
+    prefix = "encode(substring(v.h FROM 1 FOR 8), 'hex') COLLATE \"C\""
+    return f"CASE WHEN {prefix} < '{threshold:016x}' THEN '1' ELSE '0' END"
+
+
+def dedup_where() -> str:
+    """Over ``_votes_sql``'s ``v``: the first vote of each prompt key."""
+    return (
+        f"WHERE v.vote_id IN (SELECT DISTINCT ON ({_key()}) vote_id FROM v "
+        f"ORDER BY {_key()}, vote_id)"
+    )
+
+
 def arena_lines_sql(filters: PairFilters, options: ExportOptions) -> str:
     """SELECT of one text column per arena vote, in vote id order: the split digit (0 train,
     1 test), the format's JSON line and a newline. Complete SQL, no parameters."""
-    threshold = split_threshold(options.test_fraction)
-    if threshold >= 2**64:
-        split = "'1'"
-    else:
-        prefix = "encode(substring(v.h FROM 1 FOR 8), 'hex') COLLATE \"C\""
-        split = f"CASE WHEN {prefix} < '{threshold:016x}' THEN '1' ELSE '0' END"
-    dedup = ""
-    if options.dedup_prompts:
-        dedup = (
-            f"WHERE v.vote_id IN (SELECT DISTINCT ON ({_key()}) vote_id FROM v "
-            f"ORDER BY {_key()}, vote_id)"
-        )
+    split = split_expression(options)
+    dedup = dedup_where() if options.dedup_prompts else ""
     line = _line(options)
     if options.dedup_prompts:  # the dedup needs every vote's key first: one query of all votes
         return (
@@ -622,6 +634,13 @@ def arena_keys_sql(filters: PairFilters, options: ExportOptions) -> str:
 # --- the line source -------------------------------------------------------------------------
 
 
+def strip_header(message: Any) -> bytes:
+    """The first message of a binary COPY without the file header that comes with it."""
+    data = bytes(message)
+    assert data.startswith(_SIGNATURE), "not a binary COPY"
+    return data[19 + int.from_bytes(data[15:19], "big") :]
+
+
 def _fields(copy: Iterable[Any]) -> Iterator[bytes]:
     """The one field of every row of a binary COPY of one non-null column: a message per row,
     a 2-byte field count and a 4-byte length before the bytes; the file header comes with the
@@ -631,10 +650,22 @@ def _fields(copy: Iterable[Any]) -> Iterator[bytes]:
         data = bytes(message)
         if first:
             first = False
-            assert data.startswith(_SIGNATURE), "not a binary COPY"
-            data = data[19 + int.from_bytes(data[15:19], "big") :]
+            data = strip_header(data)
         if len(data) > 2:  # not the trailer (read on, so that the COPY ends cleanly)
             yield data[6:]
+
+
+@contextlib.contextmanager
+def _copy_out(sql: str) -> Iterator[Any]:
+    """``COPY (sql) TO STDOUT`` in binary; its messages, one per row."""
+    with connection.cursor() as cursor:
+        cur = cursor.cursor  # the psycopg cursor under Django's wrapper
+        if connection.in_atomic_block:  # a worker's read transaction (see services)
+            # hash joins and sorts in memory, no JIT compile (it costs more than it saves)
+            cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
+            cur.execute("SET LOCAL jit = off")
+        with cur.copy(f"COPY ({sql}) TO STDOUT {COPY_OPTIONS}") as copy:
+            yield copy
 
 
 @dataclasses.dataclass
@@ -656,16 +687,23 @@ class SqlRows:
         """(split index, JSON line with its newline) for every arena row, in order."""
         if SOURCE_ARENA not in self.filters.sources:
             return
-        sql = arena_lines_sql(self._arena(), self.options)
-        with connection.cursor() as cursor:
-            cur = cursor.cursor  # the psycopg cursor under Django's wrapper
-            if connection.in_atomic_block:  # a worker's read transaction (see services)
-                # hash joins and sorts in memory, no JIT compile (it costs more than it saves)
-                cur.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-                cur.execute("SET LOCAL jit = off")
-            with cur.copy(f"COPY ({sql}) TO STDOUT {COPY_OPTIONS}") as copy:
-                for data in _fields(copy):  # one COPY data message per row
-                    yield data[0] - 48, data[1:]
+        with _copy_out(arena_lines_sql(self._arena(), self.options)) as copy:
+            for data in _fields(copy):  # one COPY data message per row
+                yield data[0] - 48, data[1:]
+
+    def arena_batches(self) -> Iterator[list[pa.RecordBatch]]:
+        """The arena rows of ``arena_lines`` as Arrow rows, by blocks, one batch per split, when
+        ``sql_arrow`` covers the release (``columnar``)."""
+        if SOURCE_ARENA not in self.filters.sources:
+            return
+        schema = get_format(self.options.format).schema(self.options.margin)
+        with _copy_out(sql_arrow.arena_columns_sql(self._arena(), self.options)) as copy:
+            yield from sql_arrow.blocks(copy, schema)
+
+    def columnar(self, writers: dict[str, Writer]) -> bool:
+        return all(isinstance(w, ParquetWriter) for w in writers.values()) and (
+            sql_arrow.supported(self.options, _string_lists())
+        )
 
     def annotation_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         filters = self._annotations()
@@ -710,20 +748,33 @@ class SqlRows:
         ``progress_every``. While the COPY runs its connection can run nothing else: a
         ``progress`` that writes on it (inline, not the worker's reporter thread, which marks
         itself ``threaded``) is called for the marks passed once the COPY has finished."""
-        by_index = [writers[s].write_line for s in SPLITS]
         live = progress is not None and getattr(progress, "threaded", False)
         pending: list[int] = []
         n = 0
         mark = progress_every
-        for split, line in self.arena_lines():
-            by_index[split](line)
-            n += 1
-            if n == mark:
-                mark += progress_every
-                if live:
-                    progress(n)  # type: ignore[misc]
-                elif progress is not None:
-                    pending.append(n)
+        if self.columnar(writers):
+            parquet = [cast(ParquetWriter, writers[s]) for s in SPLITS]
+            for batches in self.arena_batches():
+                for writer, batch in zip(parquet, batches, strict=True):
+                    writer.write_batch(batch)
+                    n += batch.num_rows
+                while n >= mark:
+                    if live:
+                        progress(mark)  # type: ignore[misc]
+                    elif progress is not None:
+                        pending.append(mark)
+                    mark += progress_every
+        else:
+            by_index = [writers[s].write_line for s in SPLITS]
+            for split, line in self.arena_lines():
+                by_index[split](line)
+                n += 1
+                if n == mark:
+                    mark += progress_every
+                    if live:
+                        progress(n)  # type: ignore[misc]
+                    elif progress is not None:
+                        pending.append(n)
         for done in pending:
             progress(done)  # type: ignore[misc]
         for split_name, row in self.annotation_rows():

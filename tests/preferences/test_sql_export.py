@@ -266,3 +266,49 @@ def test_stored_export_json_and_key_match_python_on_a_fuzzed_corpus():
         )
     }
     assert stored == {text: (_stored_json(text), _stored_key(text)) for text in texts}
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_arena_battles_parquet_comes_as_arrow_columns_in_blocks(data, tmp_path, monkeypatch, dedup):
+    """The columnar path (no JSON lines for the arena rows), cut into blocks of a row or two and
+    row groups of 4 rows, mixed with the annotation rows after it: still the Python path's bytes."""
+    from preferences import exports, sql_arrow
+
+    monkeypatch.setattr(exports, "PARQUET_ROW_GROUP", 4)
+    monkeypatch.setattr(sql_arrow, "BLOCK_BYTES", 600)
+    decoded: list[int] = []
+    decode = sql_arrow.decode_block
+    monkeypatch.setattr(
+        sql_arrow, "decode_block", lambda *a: decoded.append(len(a[1])) or decode(*a)
+    )
+
+    def no_lines(self):
+        raise AssertionError("the arena rows went through JSON lines")
+
+    monkeypatch.setattr(SqlRows, "arena_lines", no_lines)
+    options = ExportOptions(
+        format="arena_battles", file_format="parquet", dedup_prompts=dedup, test_fraction=0.4
+    )
+    py = write_splits(tmp_path / "py", _python_rows(TIE_FILTERS, options), options)
+    sql = write_splits(tmp_path / "sql", SqlRows(TIE_FILTERS, options), options)
+    assert _files(tmp_path / "sql") == _files(tmp_path / "py")
+    assert sql.row_counts == py.row_counts
+    assert max(py.row_counts.values()) > 8 and min(py.row_counts.values()) > 0
+    arena = sum(1 for _, row in _python_rows(TIE_FILTERS, options) if row["source"] == "arena")
+    assert len(decoded) >= 5 and sum(decoded) == arena
+
+
+def test_arrow_columns_only_for_string_lists(data):
+    """A category list holding a number needs the JSON reader's conversion: such a release goes
+    through JSON lines, as do the other formats and file formats."""
+    from arena.models import Battle
+    from preferences.sql_arrow import supported
+    from preferences.sql_export import _string_lists
+
+    options = ExportOptions(format="arena_battles", file_format="parquet")
+    assert supported(options, _string_lists())
+    assert not supported(dataclasses.replace(options, file_format="jsonl"), _string_lists())
+    assert not supported(dataclasses.replace(options, format="trl_standard"), _string_lists())
+    first = Battle.objects.order_by("id").first()
+    Battle.objects.filter(pk=first.pk).update(categories=["all", 3])
+    assert not supported(options, _string_lists())
