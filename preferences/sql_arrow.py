@@ -138,6 +138,16 @@ def arena_columns_sql(filters: PairFilters, options: ExportOptions) -> str:
 _HEADER = 48  # field count, split, tstamp, the lengths array's header: bytes before its values
 
 
+class LayoutError(RuntimeError):
+    """The COPY rows are not laid out as ``arena_columns_sql`` writes them (a NULL field, say):
+    the release fails rather than write misaligned columns."""
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise LayoutError(f"typed COPY rows: unexpected {what}")
+
+
 def _gather(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
     """``width`` bytes at each position, one row per position."""
     return buf[at[:, None] + np.arange(width)]
@@ -176,12 +186,13 @@ def decode_block(data: bytes, sizes: np.ndarray, schema: pa.Schema) -> list[pa.R
     rows' bytes back to back, ``sizes`` each row's length."""
     buf = np.frombuffer(data, np.uint8)
     starts = np.cumsum(sizes) - sizes
-    assert (_gather(buf, starts, 2).view(">i2")[:, 0] == FIXED_TEXTS + 6).all(), "field count"
+    _check(len(data) < 2**31, "a block of 2 GiB or more")
+    _check((_gather(buf, starts, 2).view(">i2")[:, 0] == FIXED_TEXTS + 6).all(), "field count")
     split = _gather(buf, starts + 6, 2).view(">i2")[:, 0]
     tstamp = _gather(buf, starts + 12, 8).view(">f8")[:, 0].astype(np.float64)
     m = _gather(buf, starts + 36, 4).view(">i4")[:, 0].astype(np.int64)
     turns = (m - FIXED_TEXTS) // 3
-    assert ((m - FIXED_TEXTS) % 3 == 0).all() and (turns >= 1).all(), "turn lengths"
+    _check(((m - FIXED_TEXTS) % 3 == 0).all() and (turns >= 1).all(), "turn lengths")
     # The lengths' values: element k of a row's array at start + 48 + 8k (its 4-byte length
     # before it); all rows' lengths back to back, row r's from lbase[r].
     row_of, k = _within(m)
@@ -204,7 +215,7 @@ def decode_block(data: bytes, sizes: np.ndarray, schema: pa.Schema) -> list[pa.R
     offsets = np.zeros(len(piece_sizes) + 1, np.int64)
     np.cumsum(piece_sizes, out=offsets[1:])
     # Every row ends where the next begins: the layout is read as PostgreSQL wrote it.
-    assert offsets[-1] == len(data) and (offsets[pbase] == starts).all(), "COPY row layout"
+    _check(offsets[-1] == len(data) and (offsets[pbase] == starts).all(), "row layout")
     pieces = pa.Array.from_buffers(
         pa.binary(),
         len(piece_sizes),

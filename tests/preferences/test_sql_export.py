@@ -9,6 +9,7 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from django.db import connection
 
@@ -312,3 +313,24 @@ def test_arrow_columns_only_for_string_lists(data):
     first = Battle.objects.order_by("id").first()
     Battle.objects.filter(pk=first.pk).update(categories=["all", 3])
     assert not supported(options, _string_lists())
+
+
+def test_a_misaligned_block_fails_instead_of_writing_shifted_columns(data):
+    """A row whose lengths do not add up (here: one byte cut off the end) raises."""
+    from preferences import sql_arrow
+    from preferences.formats import get_format
+    from preferences.sql_export import _copy_out, strip_header
+
+    options = ExportOptions(format="arena_battles", file_format="parquet")
+    rows = SqlRows(TIE_FILTERS, options)
+    with _copy_out(sql_arrow.arena_columns_sql(rows._arena(), options)) as copy:
+        messages = [bytes(m) for m in copy]
+    first = strip_header(messages[0])
+    body = [first, *messages[1:-1]]  # the trailer last
+    schema = get_format("arena_battles").schema(False)
+    sizes = np.array([len(m) for m in body])
+    train, test = sql_arrow.decode_block(b"".join(body), sizes, schema)
+    assert train.num_rows + test.num_rows == len(body)
+    sizes[-1] -= 1
+    with pytest.raises(sql_arrow.LayoutError, match="row layout"):
+        sql_arrow.decode_block(b"".join(body)[:-1], sizes, schema)
