@@ -6,7 +6,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import (
+    require_GET,
+    require_http_methods,
+    require_POST,
+    require_safe,
+)
 
 from config.errors import ApplicationError
 from preferences import services
@@ -92,7 +97,7 @@ def release_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     return render(request, "preferences/release_detail.html", context)
 
 
-@require_GET
+@require_safe  # GET and HEAD: fsspec (datasets, pandas) asks for the size with HEAD first
 def file_signed(request: HttpRequest, token: str, name: str) -> FileResponse:
     """A signed, expiring link: no headers needed (pandas / datasets / curl)."""
     try:
@@ -102,7 +107,7 @@ def file_signed(request: HttpRequest, token: str, name: str) -> FileResponse:
     return file_response(path)
 
 
-@require_GET
+@require_safe
 def file_public(request: HttpRequest, public_id: str, name: str) -> FileResponse:
     release = DatasetRelease.objects.filter(
         public_id=public_id, public=True, status=DatasetRelease.Status.PUBLISHED

@@ -167,6 +167,73 @@ def test_load_dataset_and_read_json_straight_from_a_signed_url(
     assert len(frame) == plain.row_counts["train"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_chatbot_arena_parquet_release_loads_from_a_signed_url(
+    live_server, tmp_path, settings, enqueued
+):
+    """The Parquet of battle rows (on PostgreSQL built from typed COPY fields, not JSON): read
+    back over a signed URL by ``datasets`` and pandas, with its nested conversations intact."""
+    import datasets
+    import httpx
+    import pandas as pd
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    user = f.researcher("arena-loader")
+    f.voted_battle(
+        model_a="gamma",
+        model_b="delta",
+        prompts=["first <b>turn</b> é", "second turn"],
+        answers_a=["a1 ✓", ""],
+        answers_b=["b1", "b2 \\n"],
+        winner="b",
+        categories=["all", "coding"],
+        flags=["x"],
+    )
+    for i in range(9):
+        f.voted_battle(prompts=[f"arena prompt {i}"], winner=["a", "tie", "both_bad"][i % 3])
+    release = services.release_create(
+        user=user,
+        name="arena",
+        version="1",
+        format="arena_battles",
+        file_format="parquet",
+        filters=PairFilters(include_ties=True, include_both_bad=True, include_flagged=True),
+        options=ExportOptions(test_fraction=0.0),
+    )
+    services.release_build(release_id=release.pk)
+    release.refresh_from_db()
+    assert release.status == "ready" and release.row_counts == {"train": 10, "test": 0}
+    token = services.release_signed_token(release, "train.parquet")
+    url = f"{live_server.url}/datasets/files/{token}/train.parquet"
+    ds = datasets.load_dataset("parquet", data_files=url, cache_dir=str(tmp_path / "hf"))
+    first = ds["train"][0]
+    assert first["conversation_b"] == [
+        {"role": "user", "content": "first <b>turn</b> é"},
+        {"role": "assistant", "content": "b1"},
+        {"role": "user", "content": "second turn"},
+        {"role": "assistant", "content": "b2 \\n"},
+    ]
+    assert first["conversation_a"][1] == {"role": "assistant", "content": "a1 ✓"}
+    assert first["conversation_a"][3] == {"role": "assistant", "content": ""}
+    assert (first["model_a"], first["model_b"], first["winner"], first["turn"]) == (
+        "gamma",
+        "delta",
+        "model_b",
+        2,
+    )
+    assert (first["category_tag"], first["flags"], first["anony"]) == (
+        ["all", "coding"],
+        ["x"],
+        True,
+    )
+    head = httpx.head(url, timeout=10)  # what fsspec asks first: no body, the size
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["Content-Length"]) == release.files[0]["bytes"]
+    frame = pd.read_parquet(url)
+    assert frame["winner"].tolist()[1:4] == ["model_a", "tie", "tie (bothbad)"]
+    assert frame["question_id"].str.startswith("arena:").all() and len(frame) == 10
+
+
 def test_progress_is_reported_while_building(researcher, enqueued, monkeypatch):
     for i in range(12):
         f.voted_battle(prompts=[f"p{i}"])
