@@ -38,6 +38,7 @@ DEDUP_KEY_BYTES = 12
 FILE_FORMATS = ("jsonl", "jsonl.gz", "parquet")
 PARQUET_ROW_GROUP = 5000
 WRITES_IN_FLIGHT = 2  # row groups handed to a Parquet writer's thread and not yet written
+GROUP_IN_FLIGHT_BYTES = 16 << 20  # a larger row group (long texts) waits for the one before it
 PARQUET_SETTINGS: dict[str, Any] = {
     "compression": "zstd",
     "compression_level": 3,
@@ -187,7 +188,7 @@ class ParquetWriter:
         self._writer = pq.ParquetWriter(str(path), schema, **PARQUET_SETTINGS)
         # Row groups are encoded and compressed on this thread, in order, while the caller
         # builds the next ones (pyarrow releases the GIL in both); at most WRITES_IN_FLIGHT
-        # wait, which bounds the memory they hold.
+        # wait, one when a group is large (GROUP_IN_FLIGHT_BYTES): that bounds their memory.
         self._writing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-write")
         self._pending: deque[Future[None]] = deque()
         self._lines: list[bytes] = []
@@ -236,7 +237,8 @@ class ParquetWriter:
             rest = rows.slice(PARQUET_ROW_GROUP)
             self._tables = [rest] if rest.num_rows else []
             self._buffered = rest.num_rows
-            self._wait(WRITES_IN_FLIGHT - 1)
+            small = group.nbytes <= GROUP_IN_FLIGHT_BYTES
+            self._wait(WRITES_IN_FLIGHT - 1 if small else 0)
             self._pending.append(self._writing.submit(self._write_group, group))
 
     def _write_group(self, group: pa.Table) -> None:
