@@ -48,7 +48,6 @@ PARQUET_SETTINGS: dict[str, Any] = {
     "data_page_version": "1.0",
 }
 MANIFEST_NAME = "SHA256SUMS"
-
 CARD_NAME = "README.md"
 
 # --- PII scrubbing (the patterns: preferences.pii) ---------------------------------------------

@@ -45,8 +45,10 @@ _WINNER = (
 )
 
 
-def supported(options: ExportOptions, lists: dict[str, bool]) -> bool:
-    return options.file_format == "parquet" and options.format in FORMATS and all(lists.values())
+def supported(options: ExportOptions) -> bool:
+    """Whether the release's format and file format have typed columns here (the caller also
+    needs every category and flag list to be a list of strings)."""
+    return options.file_format == "parquet" and options.format in FORMATS
 
 
 # --- SQL -------------------------------------------------------------------------------------

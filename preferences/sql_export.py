@@ -637,7 +637,8 @@ def arena_keys_sql(filters: PairFilters, options: ExportOptions) -> str:
 def strip_header(message: Any) -> bytes:
     """The first message of a binary COPY without the file header that comes with it."""
     data = bytes(message)
-    assert data.startswith(_SIGNATURE), "not a binary COPY"
+    if not data.startswith(_SIGNATURE):
+        raise RuntimeError("not a binary COPY")
     return data[19 + int.from_bytes(data[15:19], "big") :]
 
 
@@ -701,9 +702,9 @@ class SqlRows:
             yield from sql_arrow.blocks(copy, schema)
 
     def columnar(self, writers: dict[str, Writer]) -> bool:
-        return all(isinstance(w, ParquetWriter) for w in writers.values()) and (
-            sql_arrow.supported(self.options, _string_lists())
-        )
+        parquet = all(isinstance(w, ParquetWriter) for w in writers.values())
+        # the scan of the stored lists last: only a release that could use the typed columns
+        return parquet and sql_arrow.supported(self.options) and all(_string_lists().values())
 
     def annotation_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
         filters = self._annotations()

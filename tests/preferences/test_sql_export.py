@@ -27,7 +27,7 @@ from preferences.exports import (
 )
 from preferences.formats import FORMATS, ranking_from_pair
 from preferences.selectors import PairFilters, iter_arena_pairs, iter_pairs, iter_rankings
-from preferences.sql_export import SqlRows, split_threshold
+from preferences.sql_export import SPLITS, SqlRows, split_threshold
 from tests.preferences import factories as f
 from tests.preferences import fixture_data
 
@@ -299,20 +299,28 @@ def test_arena_battles_parquet_comes_as_arrow_columns_in_blocks(data, tmp_path, 
     assert len(decoded) >= 5 and sum(decoded) == arena
 
 
-def test_arrow_columns_only_for_string_lists(data):
+def test_arrow_columns_only_for_string_lists(data, tmp_path):
     """A category list holding a number needs the JSON reader's conversion: such a release goes
     through JSON lines, as do the other formats and file formats."""
     from arena.models import Battle
-    from preferences.sql_arrow import supported
-    from preferences.sql_export import _string_lists
+    from preferences.exports import ParquetWriter
+    from preferences.formats import get_format
 
-    options = ExportOptions(format="arena_battles", file_format="parquet")
-    assert supported(options, _string_lists())
-    assert not supported(dataclasses.replace(options, file_format="jsonl"), _string_lists())
-    assert not supported(dataclasses.replace(options, format="trl_standard"), _string_lists())
+    def columnar(fmt: str = "arena_battles") -> bool:
+        options = ExportOptions(format=fmt, file_format="parquet")
+        schema = get_format(options.format).schema(False)
+        writers = {s: ParquetWriter(tmp_path / f"{s}.parquet", schema=schema) for s in SPLITS}
+        try:
+            return SqlRows(TIE_FILTERS, options).columnar(writers)
+        finally:
+            for w in writers.values():
+                w.close()
+
+    assert columnar()
+    assert not columnar("trl_standard")
     first = Battle.objects.order_by("id").first()
     Battle.objects.filter(pk=first.pk).update(categories=["all", 3])
-    assert not supported(options, _string_lists())
+    assert not columnar()
 
 
 def test_a_misaligned_block_fails_instead_of_writing_shifted_columns(data):
