@@ -6,7 +6,7 @@ class AnnotationsConfig(AppConfig):
     verbose_name = "Annotations"
 
     def ready(self) -> None:
-        from config.background import register_periodic
+        from core.background import register_periodic
 
         # Claims expire stale locks of their own project lazily; this sweep keeps the counters
         # honest for projects nobody is claiming from.

@@ -36,8 +36,8 @@ from annotations.models import (
 )
 from annotations.selectors import forget_roles, roles_for
 from arena.models import LLM, Turn
-from config.background import enqueue
-from config.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from core.background import enqueue
+from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
 

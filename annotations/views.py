@@ -23,7 +23,7 @@ from annotations import charts, selectors, services
 from annotations.forms import GenerateForm, ImportForm, InvitationForm, ProjectForm, SkipForm
 from annotations.models import Annotation, Assignment, GenerationJob, Invitation, Item, Project
 from arena.rendering import render_markdown
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 LETTERS = "ABCDEFGHIJ"
 

@@ -21,7 +21,7 @@ from arena import selectors, streaming
 from arena.models import Response
 from arena.selectors import Row
 from arena.services import voter_key
-from config.consumers import NoDatabaseDispatchMixin
+from core.consumers import NoDatabaseDispatchMixin
 
 _last_turn_async = database_sync_to_async(selectors.socket_last_turn)
 

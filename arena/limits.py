@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
-from config.errors import RateLimited
+from core.errors import RateLimited
 
 
 @dataclass(frozen=True)

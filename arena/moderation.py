@@ -15,7 +15,7 @@ import httpx
 from django.conf import settings
 
 from arena.text import contains_blocked
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 log = logging.getLogger(__name__)
 

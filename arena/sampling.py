@@ -18,7 +18,7 @@ from django.core.cache import cache
 
 from arena.models import LLM, PairSamplingWeight
 from arena.providers import is_open as circuit_open_here
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 CIRCUIT_KEY = "arena:circuit-open:{}"
 

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from arena.models import Battle, Response, Turn
 from arena.rendering import render_markdown
 from arena.services import parse_public_id
-from config.errors import NotFound
+from core.errors import NotFound
 
 
 def rendered(response: Response) -> str:

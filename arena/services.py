@@ -21,8 +21,8 @@ from arena.counts import counts_add_vote, counts_add_vote_sql
 from arena.metrics import BATTLES_STARTED, VOTES_CAST
 from arena.models import LLM, Battle, Response, Turn, Vote
 from arena.text import battle_categories, detect_language, looks_like_code
-from config.background import enqueue
-from config.errors import ApplicationError, Conflict, NotFound
+from core.background import enqueue
+from core.errors import ApplicationError, Conflict, NotFound
 
 
 def _digest(kind: str, value: str) -> str:

@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from arena import selectors, services
 from arena.models import LLM, Battle
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 CONSENT_KEY = "arena_consent"
 

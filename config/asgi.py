@@ -61,6 +61,6 @@ if (
     and os.environ.get("EMBEDDED_SCHEDULER", "1") == "1"
     and not settings.TESTING
 ):
-    from config.background import start_embedded_scheduler
+    from core.background import start_embedded_scheduler
 
     start_embedded_scheduler()

@@ -1,7 +1,7 @@
 """The Celery application: Django settings under the CELERY_ namespace, tasks autodiscovered.
 
 Run a worker with ``celery -A config worker -Q default,stream -P threads -c 32`` and beat with
-``celery -A config beat``; periodic jobs come from ``config.background.register_periodic``.
+``celery -A config beat``; periodic jobs come from ``core.background.register_periodic``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _schedule_periodic_jobs(sender: Celery, **_: Any) -> None:
     import django
 
     django.setup()
-    from config.background import periodic_jobs
+    from core.background import periodic_jobs
 
     for job in periodic_jobs():
         sender.add_periodic_task(

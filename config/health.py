@@ -15,8 +15,8 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 
-from config.background import embedded_runner, is_embedded
 from config.logs import redact
+from core.background import embedded_runner, is_embedded
 
 
 def _database() -> dict[str, Any]:

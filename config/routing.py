@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from config.consumers import PingConsumer
+from core.consumers import PingConsumer
 
 websocket_urlpatterns: list = [
     path("ws/ping/", PingConsumer.as_asgi()),

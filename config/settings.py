@@ -156,7 +156,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Background work --------------------------------------------------------------------------
-# "celery" when Redis is configured, otherwise the embedded thread pool (config/background.py).
+# "celery" when Redis is configured, otherwise the embedded thread pool (core/background.py).
 BACKGROUND_MODE = env_str("BACKGROUND_MODE", "celery" if REDIS_URL else "embedded")
 if BACKGROUND_MODE not in {"celery", "embedded"}:
     raise ImproperlyConfigured("BACKGROUND_MODE must be 'celery' or 'embedded'")
@@ -244,11 +244,11 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "preferences.auth.TokenScope",
     ],
-    "DEFAULT_PAGINATION_CLASS": "config.api.CreatedCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
         "rest_framework.throttling.UserRateThrottle",

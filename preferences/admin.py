@@ -49,7 +49,7 @@ class DatasetReleaseAdmin(admin.ModelAdmin):
         return False
 
     def _publish(self, request, queryset, public: bool) -> None:
-        from config.errors import ApplicationError
+        from core.errors import ApplicationError
         from preferences import services
 
         for release in queryset:

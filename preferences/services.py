@@ -17,8 +17,8 @@ from django.db import connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.background import enqueue
-from config.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from core.background import enqueue
+from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from preferences import sql_export
 from preferences.exports import (
     FILE_FORMATS,

@@ -13,7 +13,7 @@ from django.views.decorators.http import (
     require_safe,
 )
 
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 from preferences import services
 from preferences.api.views import file_response
 from preferences.forms import ReleaseForm, TokenForm

@@ -7,7 +7,7 @@ class RatingConfig(AppConfig):
     verbose_name = "Rating and leaderboards"
 
     def ready(self) -> None:
-        from config.background import register_periodic
+        from core.background import register_periodic
 
         # A new vote reaches the leaderboard within one refresh period plus the fit (< 5 s):
         # the job is a single aggregate query when no vote was counted since the last snapshot.

@@ -6,7 +6,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from config.consumers import NoDatabaseDispatchMixin
+from core.consumers import NoDatabaseDispatchMixin
 from rating.services import leaderboard_group
 
 

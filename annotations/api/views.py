@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from annotations import selectors, services
 from annotations.api import serializers as s
 from annotations.models import Annotation, Assignment, GenerationJob, Project
-from config.errors import NotFound
+from core.errors import NotFound
 
 
 def _project(request: Request, slug: str, need: str) -> Project:

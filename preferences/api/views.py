@@ -21,8 +21,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena.models import Vote
-from config.api import PublicReadOnly
-from config.errors import ApplicationError, NotFound
+from core.api import PublicReadOnly
+from core.errors import ApplicationError, NotFound
 from preferences import services
 from preferences.api.filters import BattleFilterSet, PairFilterSet
 from preferences.api.permissions import IsResearcher, TokenRateThrottle

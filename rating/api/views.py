@@ -16,8 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from arena.models import LLM
-from config.api import PublicReadOnly
-from config.errors import NotFound
+from core.api import PublicReadOnly
+from core.errors import NotFound
 from rating import selectors
 from rating.api import serializers as s
 from rating.models import LeaderboardSnapshot

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from annotations import selectors, services
 from annotations.models import Annotation, Item
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 from tests.annotations import factories as f
 
 pytestmark = pytest.mark.django_db

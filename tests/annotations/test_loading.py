@@ -13,7 +13,7 @@ from annotations.tasks import generate_item
 from arena.models import LLM, Provider
 from arena.models import Response as ArenaResponse
 from arena.providers import DEMO_MODELS
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 from tests.annotations import factories as f
 from tests.arena.factories import battle_with_turn, voter
 from tests.fakes.fake_llm import Behaviour, FakeLLMServer

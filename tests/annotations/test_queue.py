@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from annotations import services
 from annotations.models import Assignment, Item
-from config.errors import Conflict, NotFound, PermissionDenied
+from core.errors import Conflict, NotFound, PermissionDenied
 from tests.annotations import factories as f
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.db import connection
 
 from arena import services, streaming
 from arena.models import Battle, Response, Vote, VoteCount
-from config.errors import ApplicationError, Conflict, NotFound, RateLimited
+from core.errors import ApplicationError, Conflict, NotFound, RateLimited
 from tests.arena.factories import battle_with_turn, demo_models, voter
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from config.asgi import application
-from config.consumers import PING_GROUP
+from core.consumers import PING_GROUP
 
 
 @pytest.mark.django_db(transaction=True)

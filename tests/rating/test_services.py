@@ -102,7 +102,7 @@ def test_snapshots_history_is_bounded(arena_votes):
 
 
 def test_periodic_jobs_are_registered():
-    from config.background import periodic_jobs
+    from core.background import periodic_jobs
 
     names = {job.task_name: job.every for job in periodic_jobs()}
     assert names["rating.refresh"] <= 3

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotations import services
 from annotations.models import Project
-from config.errors import ApplicationError
+from core.errors import ApplicationError
 
 
 class Command(BaseCommand):

@@ -55,7 +55,7 @@ def periodic_jobs() -> list[PeriodicJob]:
 
 
 def _lookup(task_name: str) -> Task:
-    from config.celery import app
+    from celery import current_app as app  # the project's app (config/celery.py sets it current)
 
     if task_name not in app.tasks:  # importing runs Celery's Django model checks: ~30 ms a call
         app.loader.import_default_modules()

@@ -8,8 +8,8 @@ import pytest
 from django.core.cache import cache
 from django.db import transaction
 
-from config import background
 from config.celery import HEARTBEAT_KEY, app, ping
+from core import background
 from tests.harness import wait_until
 
 
