@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Vote, VoteCount
+from core import pgcopy
 
 Cell = tuple[str, int, int, str]
 
@@ -227,11 +228,11 @@ def table_cells(categories: list[str] | None = None) -> CountCells:
     parts = []
     for cat, a, b, o, n in rows:
         assert cat is not None
-        a_arr = int_array(a)
+        a_arr = pgcopy.int_array(a)
         parts.append(
             CountCells(
-                np.full(a_arr.size, cat.decode(), dtype=object), a_arr, int_array(b),
-                outcomes[int_array(o)], int_array(n),
+                np.full(a_arr.size, cat.decode(), dtype=object), a_arr, pgcopy.int_array(b),
+                outcomes[pgcopy.int_array(o)], pgcopy.int_array(n),
             )
         )  # fmt: skip
     out = CountCells.from_rows([])
@@ -246,7 +247,7 @@ def copy_rows(sql: str, params: list[Any] | None = None) -> list[list[bytes | No
     Meant for queries that return a FEW rows of big arrays (``array_agg`` per group): COPY
     sends one protocol message per row and psycopg costs microseconds per message, so a
     million single-value rows would spend seconds in Python; a handful of array rows does not.
-    Decode fields with ``int_array`` or ``.decode()``.
+    Decode fields with ``core.pgcopy.int_array`` or ``.decode()``.
     """
     import psycopg
 
@@ -256,40 +257,7 @@ def copy_rows(sql: str, params: list[Any] | None = None) -> list[list[bytes | No
         query = cur.mogrify(sql, params) if params else sql
         with cur.copy(f"COPY ({query}) TO STDOUT (FORMAT binary)") as copy:
             data = b"".join(bytes(chunk) for chunk in copy)
-    rows: list[list[bytes | None]] = []
-    if not data:
-        return rows
-    mv = memoryview(data)
-    pos = 19 + int.from_bytes(mv[15:19], "big")  # signature, flags, extension length
-    while True:
-        n = int.from_bytes(mv[pos : pos + 2], "big", signed=True)
-        pos += 2
-        if n == -1:
-            return rows
-        row: list[bytes | None] = []
-        for _ in range(n):
-            size = int.from_bytes(mv[pos : pos + 4], "big", signed=True)
-            pos += 4
-            if size < 0:
-                row.append(None)
-            else:
-                row.append(bytes(mv[pos : pos + size]))
-                pos += size
-        rows.append(row)
-
-
-def int_array(field: bytes | None) -> np.ndarray:
-    """A one-dimensional int2/int4/int8 array without NULLs in binary form, as int64."""
-    if field is None:
-        return np.zeros(0, dtype=np.int64)
-    ndim = int.from_bytes(field[0:4], "big")
-    if ndim == 0:
-        return np.zeros(0, dtype=np.int64)
-    oid = int.from_bytes(field[8:12], "big")
-    size = int.from_bytes(field[12:16], "big")
-    width = {21: ">i2", 23: ">i4", 20: ">i8"}[oid]
-    dtype = np.dtype([("len", ">i4"), ("v", width)])
-    return np.frombuffer(field, dtype=dtype, offset=20, count=size)["v"].astype(np.int64)
+    return pgcopy.parse(data)
 
 
 def _codes(values: Sequence[str], index: dict[str, int]) -> np.ndarray:
@@ -457,7 +425,6 @@ __all__ = [
     "counts_rebuild",
     "counts_rebuild_cells",
     "copy_rows",
-    "int_array",
     "recount",
     "table_cells",
     "vote_counts",

@@ -18,8 +18,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from arena.providers import Endpoint, GenerationParams, Timeouts
-from preferences.pii import (
+from arena.pii import (
     EMAIL_MARK,
     EMAIL_PATTERN,
     PHONE_HINT,
@@ -27,6 +26,7 @@ from preferences.pii import (
     PHONE_PATTERN,
     PY_WHITESPACE,
 )
+from arena.providers import Endpoint, GenerationParams, Timeouts
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 

@@ -16,7 +16,6 @@ import gzip
 import hashlib
 import io
 import json
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,8 +28,8 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import yaml
 
+from arena.pii import scrub
 from preferences.formats import Format, get_format, hf_features
-from preferences.pii import EMAIL_MARK, EMAIL_PATTERN, PHONE_HINT, PHONE_MARK, PHONE_PATTERN
 from preferences.selectors import OUTCOME_BOTH_BAD, OUTCOME_TIE, Pair, Ranking
 
 SPLITS = ("train", "test")
@@ -50,20 +49,7 @@ PARQUET_SETTINGS: dict[str, Any] = {
 MANIFEST_NAME = "SHA256SUMS"
 CARD_NAME = "README.md"
 
-# --- PII scrubbing (the patterns: preferences.pii) ---------------------------------------------
-
-EMAIL = re.compile(EMAIL_PATTERN)
-PHONE = re.compile(PHONE_PATTERN)
-_PHONE_HINT = re.compile(PHONE_HINT)
-
-
-def scrub(text: str) -> str:
-    """Replace email addresses and phone numbers with ``[EMAIL]`` / ``[PHONE]``."""
-    if "@" in text:
-        text = EMAIL.sub(EMAIL_MARK, text)
-    if _PHONE_HINT.search(text) is None:
-        return text
-    return PHONE.sub(PHONE_MARK, text)
+# --- PII scrubbing (arena.pii) ---------------------------------------------------------------
 
 
 def scrub_pair(pair: Pair) -> Pair:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from core import pgcopy
 from preferences import sql_export as sx
 from preferences.exports import ExportOptions
 from preferences.formats import MESSAGE, MESSAGES, get_format
@@ -256,15 +257,9 @@ def decode_block(data: bytes, sizes: np.ndarray, schema: pa.Schema) -> list[pa.R
 def blocks(copy: Iterable[Any], schema: pa.Schema) -> Iterator[list[pa.RecordBatch]]:
     """Decoded blocks of a binary COPY of ``arena_columns_sql``: one COPY message per row, the
     file header with the first, the trailer (field count -1) alone."""
-    rows: list[Any] = []
+    rows: list[bytes] = []
     size = 0
-    first = True
-    for message in copy:
-        if first:
-            first = False
-            message = sx.strip_header(message)
-        if len(message) <= 2:  # the trailer (read on, so that the COPY ends cleanly)
-            continue
+    for message in pgcopy.row_messages(copy):
         rows.append(message)
         size += len(message)
         if size >= BLOCK_BYTES:

@@ -4,7 +4,7 @@ A row-by-row Python exporter cannot reach the export budget (fetching the rows i
 tuples alone is slower than it), so on PostgreSQL the arena part of a release is one
 ``COPY (SELECT line ...) TO STDOUT``: the per-turn PII scrub (stored by the database on every
 write in ``Turn.prompt_scrubbed`` / ``Response.text_scrubbed``, computed with ``regexp_replace``
-and the very pattern strings of :mod:`preferences.pii` where it is NULL), the per-vote grouping
+and the very pattern strings of :mod:`arena.pii` where it is NULL), the per-vote grouping
 of turns, the prompt-hash
 split (sha256 of the stripped first user turn, as ``split_of``), the prompt dedup
 (``DISTINCT ON`` the same key, first vote wins) and the compact JSON of each format
@@ -34,7 +34,7 @@ import contextlib
 import contextvars
 import dataclasses
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import psycopg
@@ -43,12 +43,11 @@ from django.db import connection
 from django.db.models import Exists, OuterRef
 
 from arena.models import Battle, Response, Turn, Vote
+from arena.pii import EMAIL_PATTERN, PHONE_HINT, PHONE_PATTERN, PY_WHITESPACE
+from core import pgcopy
 from preferences import sql_arrow
 from preferences.exports import (
     DEDUP_KEY_BYTES,
-    EMAIL_PATTERN,
-    PHONE_HINT,
-    PHONE_PATTERN,
     SPLITS,
     ExportOptions,
     ParquetWriter,
@@ -57,7 +56,6 @@ from preferences.exports import (
     rankings_rows,
 )
 from preferences.formats import get_format
-from preferences.pii import PY_WHITESPACE
 from preferences.selectors import (
     ARENA_COLUMNS,
     OUTCOME_A,
@@ -73,7 +71,6 @@ ARENA_KEYS = "prefs_export_arena_keys"
 WORK_MEM = "64MB"
 # Binary: PostgreSQL sends each line's bytes as they are (no per-character CSV/text escaping).
 COPY_OPTIONS = "(FORMAT binary)"
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"  # then flags (4 bytes), extension length (4), extension
 
 
 def available() -> bool:
@@ -334,7 +331,7 @@ def _scrubber(options: ExportOptions) -> Callable[[str, str], str]:
 
     maybe_phone = _str(PHONE_HINT)
 
-    # Only texts with an '@' / the phone hint can match (as in exports.scrub); the full
+    # Only texts with an '@' / the phone hint can match (as in arena.pii.scrub); the full
     # patterns (lookarounds) are several times slower than these checks.
     def scrub(x: str, stored: str) -> str:
         email_step = (
@@ -634,28 +631,6 @@ def arena_keys_sql(filters: PairFilters, options: ExportOptions) -> str:
 # --- the line source -------------------------------------------------------------------------
 
 
-def strip_header(message: Any) -> bytes:
-    """The first message of a binary COPY without the file header that comes with it."""
-    data = bytes(message)
-    if not data.startswith(_SIGNATURE):
-        raise RuntimeError("not a binary COPY")
-    return data[19 + int.from_bytes(data[15:19], "big") :]
-
-
-def _fields(copy: Iterable[Any]) -> Iterator[bytes]:
-    """The one field of every row of a binary COPY of one non-null column: a message per row,
-    a 2-byte field count and a 4-byte length before the bytes; the file header comes with the
-    first row, the trailer (field count -1) alone."""
-    first = True
-    for message in copy:
-        data = bytes(message)
-        if first:
-            first = False
-            data = strip_header(data)
-        if len(data) > 2:  # not the trailer (read on, so that the COPY ends cleanly)
-            yield data[6:]
-
-
 @contextlib.contextmanager
 def _copy_out(sql: str) -> Iterator[Any]:
     """``COPY (sql) TO STDOUT`` in binary; its messages, one per row."""
@@ -689,7 +664,7 @@ class SqlRows:
         if SOURCE_ARENA not in self.filters.sources:
             return
         with _copy_out(arena_lines_sql(self._arena(), self.options)) as copy:
-            for data in _fields(copy):  # one COPY data message per row
+            for data in pgcopy.single_fields(copy):  # one COPY data message per row
                 yield data[0] - 48, data[1:]
 
     def arena_batches(self) -> Iterator[list[pa.RecordBatch]]:

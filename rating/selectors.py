@@ -12,8 +12,9 @@ from django.db import connection
 from django.db.models import Sum
 from numpy.typing import NDArray
 
-from arena.counts import CountCells, copy_rows, int_array, table_cells
+from arena.counts import CountCells, copy_rows, table_cells
 from arena.models import LLM, Battle, Vote, VoteCount
+from core.pgcopy import int_array
 from rating.models import LeaderboardSnapshot
 
 CATEGORY_LABELS = {

@@ -14,14 +14,12 @@ import pytest
 from django.db import connection
 
 from arena.models import Response, Turn, Vote
+from arena.pii import EMAIL_PATTERN, PHONE_PATTERN, scrub
 from preferences.exports import (
-    EMAIL_PATTERN,
-    PHONE_PATTERN,
     ExportOptions,
     LineSource,
     format_rows,
     rankings_rows,
-    scrub,
     split_of,
     write_splits,
 )
@@ -327,14 +325,14 @@ def test_a_misaligned_block_fails_instead_of_writing_shifted_columns(data):
     """A row whose lengths do not add up (here: one byte cut off the end) raises."""
     from preferences import sql_arrow
     from preferences.formats import get_format
-    from preferences.sql_export import _copy_out, strip_header
+    from core import pgcopy
+    from preferences.sql_export import _copy_out
 
     options = ExportOptions(format="arena_battles", file_format="parquet")
     rows = SqlRows(TIE_FILTERS, options)
     with _copy_out(sql_arrow.arena_columns_sql(rows._arena(), options)) as copy:
         messages = [bytes(m) for m in copy]
-    first = strip_header(messages[0])
-    body = [first, *messages[1:-1]]  # the trailer last
+    body = list(pgcopy.row_messages(messages))
     schema = get_format("arena_battles").schema(False)
     sizes = np.array([len(m) for m in body])
     train, test = sql_arrow.decode_block(b"".join(body), sizes, schema)

@@ -1,14 +1,17 @@
-"""The PII patterns of preference exports, shared by Python, PostgreSQL and the arena's stored
-scrub (no Django imports: ``arena.models`` reads them to define its generated columns).
+"""PII scrubbing of the texts the arena stores: the patterns, shared by Python and PostgreSQL,
+and the Python scrub (no Django imports: ``arena.models`` reads the patterns to define its
+generated columns; the preference export scrubs with ``scrub`` and the same patterns in SQL).
 
 Both patterns use explicit ASCII classes (no \\d / \\s / \\w, whose meaning differs between
 Python's and PostgreSQL's regex engines and locales): the PostgreSQL export path
-(preferences.sql_export) and the generated columns ``Turn.prompt_scrubbed`` /
+(``preferences.sql_export``) and the generated columns ``Turn.prompt_scrubbed`` /
 ``Response.text_scrubbed`` run the very same pattern strings through ``regexp_replace``, and
 tests/preferences/test_sql_export.py checks both engines agree on a fuzzed corpus.
 """
 
 from __future__ import annotations
+
+import re
 
 EMAIL_PATTERN = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 _SEP = r"[ \t\n\r\f\v.-]"
@@ -28,3 +31,17 @@ EMAIL_MARK = "[EMAIL]"
 PHONE_MARK = "[PHONE]"
 # What Python's str.strip() removes (str.isspace): the prompt key strips these in both engines.
 PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+
+
+EMAIL = re.compile(EMAIL_PATTERN)
+PHONE = re.compile(PHONE_PATTERN)
+_PHONE_HINT = re.compile(PHONE_HINT)
+
+
+def scrub(text: str) -> str:
+    """Replace email addresses and phone numbers with ``[EMAIL]`` / ``[PHONE]``."""
+    if "@" in text:
+        text = EMAIL.sub(EMAIL_MARK, text)
+    if _PHONE_HINT.search(text) is None:
+        return text
+    return PHONE.sub(PHONE_MARK, text)
