@@ -271,7 +271,7 @@ def stream_text(prompt: str, model: str, words: int) -> str:
     return " ".join(out).replace("\n ", "\n")
 
 
-def serve_fake(tps: float, delay: float, words: int) -> None:
+def serve_fake(tps: float, delay: float, words: int) -> None:  # noqa: C901  (one closure: a fake provider whose shared clock and records only this process uses)
     from dataclasses import replace
 
     from tests.fakes import fake_llm

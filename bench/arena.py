@@ -530,6 +530,39 @@ class Pane:
     last_frame_at: float = 0.0
     final_html: bool = False
 
+    def apply(self, f: dict[str, Any], now: float) -> bool:
+        """Show one frame the way static/js/arena.js does; True when the page must ask for a
+        resync (a delta that starts past what it has shown)."""
+        self.frames += 1
+        self.last_frame_at = now
+        if f["epoch"] < self.epoch:
+            self.duplicates += 1
+            return False
+        if f["epoch"] > self.epoch:
+            self.epoch, self.text = f["epoch"], ""
+        if f["k"] == "reset":
+            self.text = ""
+            return False
+        text, offset = f.get("text", ""), f.get("offset", 0)
+        if f["k"] == "snapshot":
+            if len(text) >= len(self.text):
+                self.text = text
+            else:
+                self.duplicates += 1
+        elif offset > len(self.text):
+            self.resyncs += 1
+            return True
+        elif offset + len(text) <= len(self.text):
+            self.duplicates += 1
+            return False
+        else:
+            if offset < len(self.text):
+                self.duplicates += 1
+            self.text += text[len(self.text) - offset :]
+        if text and self.first_text_at is None:
+            self.first_text_at, self.first_via = now, f["k"]
+        return False
+
 
 @dataclass
 class Watch:
@@ -539,6 +572,14 @@ class Watch:
     ws_open: float = 0.0
     panes: dict[str, Pane] = field(default_factory=dict)
     error: str = ""
+
+    def saw_final_panes(self, html: str) -> bool:
+        """Mark the panes an HTML fragment shows finished; True once both are."""
+        for rid, pane in self.panes.items():
+            at = html.find(f'id="pane-{rid}"')
+            if at >= 0 and "state-done" in html[max(0, at - 200) : at]:
+                pane.final_html = True
+        return len(self.panes) == 2 and all(p.final_html for p in self.panes.values())
 
 
 async def watch_battle(
@@ -577,44 +618,10 @@ async def watch_battle(
                     raw = raw.decode()
                 if raw.startswith("{"):
                     f = json.loads(raw)
-                    pane = w.panes.setdefault(f["r"], Pane())
-                    pane.frames += 1
-                    pane.last_frame_at = now
-                    if f["epoch"] < pane.epoch:
-                        pane.duplicates += 1
-                        continue
-                    if f["epoch"] > pane.epoch:
-                        pane.epoch, pane.text = f["epoch"], ""
-                    if f["k"] == "reset":
-                        pane.text = ""
-                        continue
-                    text, offset = f.get("text", ""), f.get("offset", 0)
-                    if f["k"] == "snapshot":
-                        if len(text) >= len(pane.text):
-                            pane.text = text
-                        else:
-                            pane.duplicates += 1
-                    elif offset > len(pane.text):
-                        pane.resyncs += 1
+                    if w.panes.setdefault(f["r"], Pane()).apply(f, now):
                         await ws.send(json.dumps({"resync": True}))
-                        continue
-                    elif offset + len(text) <= len(pane.text):
-                        pane.duplicates += 1
-                        continue
-                    else:
-                        if offset < len(pane.text):
-                            pane.duplicates += 1
-                        pane.text += text[len(pane.text) - offset :]
-                    if text and pane.first_text_at is None:
-                        pane.first_text_at, pane.first_via = now, f["k"]
-                else:
-                    for rid, pane in list(w.panes.items()):
-                        marker = f'id="pane-{rid}"'
-                        at = raw.find(marker)
-                        if at >= 0 and "state-done" in raw[max(0, at - 200) : at]:
-                            pane.final_html = True
-                    if len(w.panes) == 2 and all(p.final_html for p in w.panes.values()):
-                        break
+                elif w.saw_final_panes(raw):
+                    break
     except Exception as exc:  # noqa: BLE001 - reported per battle
         w.error = f"ws: {exc!r}"
     return w
@@ -677,7 +684,7 @@ async def run_stream_clients(
                 await tap
 
 
-def bench_stream(
+def bench_stream(  # noqa: C901  (a benchmark script read top to bottom: warm up, burst, collect, report)
     stack: Any, http: str, ws_base: str, fake_url: str, quick: bool, tps: float, delay: float,
     words: int, spread: float, dump_path: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip

@@ -145,8 +145,8 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            # The pub/sub layer delivered every message in calibration; the core layer dropped
-            # messages over capacity (shared/reference/web_calibration.md).
+            # The pub/sub layer delivered every message when we measured both on the 2-core
+            # reference machine; the core layer silently dropped messages over its capacity.
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "pa-ws")},
         }

@@ -224,21 +224,26 @@ class FakeLLMServer:
             behaviour = replace(behaviour, fault=None)
         return behaviour
 
+    def _wrong_key(self, request: RecordedRequest, anthropic: bool) -> str | None:
+        """The key a request gave when it is not the expected one (None when it may pass)."""
+        if self.api_key is None:
+            return None
+        if anthropic:
+            given = request.headers.get("x-api-key")
+        else:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return None if given == self.api_key else str(given)
+
     async def _respond(self, request: RecordedRequest, writer: asyncio.StreamWriter) -> None:
         anthropic = request.path == "/v1/messages"
         if request.method != "POST" or request.path not in ("/v1/chat/completions", "/v1/messages"):
             await _send_simple(writer, 404, "application/json", b'{"error": "not found"}')
             return
-        if self.api_key is not None:
-            given = (
-                request.headers.get("x-api-key")
-                if anthropic
-                else request.headers.get("authorization", "").removeprefix("Bearer ")
-            )
-            if given != self.api_key:
-                # Real APIs echo (part of) the wrong key; the client must redact it.
-                await _send_error(writer, 401, f"Incorrect API key provided: {given}", anthropic)
-                return
+        wrong = self._wrong_key(request, anthropic)
+        if wrong is not None:
+            # Real APIs echo (part of) the wrong key; the client must redact it.
+            await _send_error(writer, 401, f"Incorrect API key provided: {wrong}", anthropic)
+            return
         b = self._choose(request)
         if b.fault == "status":
             extra = {"Retry-After": b.retry_after} if b.retry_after is not None else {}
@@ -256,6 +261,12 @@ class FakeLLMServer:
             return
         await _start_stream(writer)
         events = _anthropic_events(body, tokens) if anthropic else _openai_events(body, tokens)
+        await self._stream(b, writer, events)
+
+    async def _stream(
+        self, b: Behaviour, writer: asyncio.StreamWriter, events: list[tuple[bool, bytes]]
+    ) -> None:
+        """Write the SSE events at the behaviour's pace, misbehaving where it says so."""
         start = time.monotonic()
         sent_tokens = 0
         for is_token, payload in events:

@@ -323,9 +323,9 @@ def test_arrow_columns_only_for_string_lists(data, tmp_path):
 
 def test_a_misaligned_block_fails_instead_of_writing_shifted_columns(data):
     """A row whose lengths do not add up (here: one byte cut off the end) raises."""
+    from core import pgcopy
     from preferences import sql_arrow
     from preferences.formats import get_format
-    from core import pgcopy
     from preferences.sql_export import _copy_out
 
     options = ExportOptions(format="arena_battles", file_format="parquet")
