@@ -89,9 +89,18 @@ def env_list(
 
 
 def env_url(
-    name: str, *, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None
+    name: str,
+    *,
+    schemes: tuple[str, ...],
+    path_schemes: tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> str | None:
-    """A URL with one of ``schemes`` and a host, or None when unset or empty."""
+    """A URL with one of ``schemes``, or None when unset or empty.
+
+    Network URLs must name a host (and a valid port if any); ``path_schemes`` (``sqlite``,
+    ``unix``) name a file instead: ``sqlite:///relative/path``, ``sqlite:////absolute/path``,
+    ``unix:///run/redis.sock``, with nothing between ``//`` and the path.
+    """
     value = _raw(name, environ)
     if not value:
         return None
@@ -99,6 +108,16 @@ def env_url(
     if parts.scheme not in schemes:
         allowed = ", ".join(f"{s}://" for s in schemes)
         raise ImproperlyConfigured(f"{name} must start with one of {allowed}, got {parts.scheme!r}")
+    if parts.scheme in path_schemes:
+        if parts.netloc:
+            raise ImproperlyConfigured(
+                f"{name}: a {parts.scheme}:// URL names a file, not a host "
+                f"({parts.scheme}:///relative/path or {parts.scheme}:////absolute/path), "
+                f"got {parts.netloc!r} after //"
+            )
+        if parts.path in ("", "/"):
+            raise ImproperlyConfigured(f"{name}: the {parts.scheme}:// URL names no file")
+        return value
     if not parts.hostname:
         raise ImproperlyConfigured(f"{name} must name a host")
     try:

@@ -95,7 +95,9 @@ TEMPLATES = [
 ]
 
 # --- Database -------------------------------------------------------------------------------
-DATABASE_URL = env_url("DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"))
+DATABASE_URL = env_url(
+    "DATABASE_URL", schemes=("postgres", "postgresql", "sqlite"), path_schemes=("sqlite",)
+)
 DB_POOL_MAX = env_int("DB_POOL_MAX", 10, min_value=1)
 if DATABASE_URL and not DATABASE_URL.startswith("sqlite"):
     _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
@@ -112,7 +114,9 @@ if DATABASE_URL and not DATABASE_URL.startswith("sqlite"):
     DATABASES = {"default": _db}
 else:
     _sqlite_path = (
-        DATABASE_URL.removeprefix("sqlite:///") if DATABASE_URL else str(VAR_DIR / "arena.sqlite3")
+        dj_database_url.parse(DATABASE_URL)["NAME"]
+        if DATABASE_URL
+        else str(VAR_DIR / "arena.sqlite3")
     )
     DATABASES = {
         "default": {
@@ -133,7 +137,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, broker, channel layer, rate limits -----------------------------------------
-REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"), path_schemes=("unix",))
 if REDIS_URL:
     CACHES = {
         "default": {

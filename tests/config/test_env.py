@@ -43,5 +43,8 @@ def test_env_url_checks_scheme_host_and_port():
         env_url("REDIS_URL", schemes=("redis",), environ={"REDIS_URL": "http://h"})
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL must name a host"):
         env_url("DATABASE_URL", schemes=("postgres",), environ={"DATABASE_URL": "postgres://"})
+    assert env_url(
+        "R", schemes=("unix",), path_schemes=("unix",), environ={"R": "unix:///run/r.sock"}
+    )
     with pytest.raises(ImproperlyConfigured, match="REDIS_URL has an invalid port"):
         env_url("REDIS_URL", schemes=("redis",), environ={"REDIS_URL": "redis://h:99999"})

@@ -67,3 +67,53 @@ def test_production_settings_pass_check_deploy():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def _database_name(url: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "d = settings.DATABASES['default']; print(d['ENGINE'].rsplit('.', 1)[1], d['NAME'], "
+        "d.get('HOST', ''), d.get('PORT', ''))"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={
+            **clean,
+            "DEBUG": "1",
+            "DATABASE_URL": url,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_every_documented_database_url_form_gives_its_database():
+    forms = {
+        "sqlite:///var/x.sqlite3": ["sqlite3", "var/x.sqlite3"],
+        "sqlite:////tmp/pa/x.sqlite3": ["sqlite3", "/tmp/pa/x.sqlite3"],
+        "postgresql://u:p@db.example.org:6543/arena": [
+            "postgresql",
+            "arena",
+            "db.example.org",
+            "6543",
+        ],
+        "postgres://db.example.org/arena": ["postgresql", "arena", "db.example.org"],
+    }
+    for url, expected in forms.items():
+        result = _database_name(url)
+        assert result.returncode == 0, (url, result.stderr[-500:])
+        assert result.stdout.split() == expected, url
+
+
+def test_a_sqlite_url_with_a_host_or_no_file_is_refused_with_the_forms_that_work():
+    for url in ("sqlite://localhost/x", "sqlite://:memory:"):
+        result = _database_name(url)
+        assert result.returncode != 0
+        assert "names a file, not a host" in result.stderr
+        assert "sqlite:////absolute/path" in result.stderr
+    result = _database_name("sqlite:///")
+    assert result.returncode != 0 and "names no file" in result.stderr
