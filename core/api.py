@@ -6,20 +6,46 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, permissions
+from django.utils.dateparse import parse_datetime
+from rest_framework import exceptions, parsers, permissions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import ApplicationError
+from core.middleware import has_control_characters
+
+
+class InvalidCursor(exceptions.APIException):
+    status_code = 400
+    default_code = "invalid_cursor"
+    default_detail = "The cursor is not one this API gave out."
 
 
 class CreatedCursorPagination(CursorPagination):
-    """Stable pages over growing tables: a cursor on ``-created``, never an offset."""
+    """Stable pages over growing tables: a cursor on ``-created``, never an offset.
+
+    A cursor is client input: one that does not decode, or whose position is not a timestamp
+    (``p=-1`` reached the database as a date and was a 500), is a 400 ``invalid_cursor``.
+    """
 
     ordering = "-created"
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def decode_cursor(self, request: Any) -> Any:
+        try:
+            cursor = super().decode_cursor(request)
+        except exceptions.NotFound:
+            raise InvalidCursor() from None
+        if cursor is not None and cursor.position is not None:
+            try:
+                parsed = parse_datetime(cursor.position)
+            except ValueError:
+                parsed = None
+            if parsed is None:
+                raise InvalidCursor()
+        return cursor
 
 
 class PublicReadOnly(permissions.BasePermission):
@@ -62,3 +88,42 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             body["retry_after"] = int(exc.wait)
     response.data = body
     return response
+
+
+MAX_JSON_DEPTH = 32  # our deepest request body (a ranking of tie groups in an object) is 4
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser with the limits its input needs: nesting deeper than ``MAX_JSON_DEPTH``
+    (deep enough nesting was a RecursionError, a 500) and strings with NUL or other control
+    characters (PostgreSQL refuses NUL in text) are a 400 before any view sees them."""
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(
+                f"JSON nested more than {MAX_JSON_DEPTH} levels deep."
+            ) from None
+        _check_json(data)
+        return data
+
+
+def _check_json(data: Any) -> None:
+    """Depth and strings of parsed JSON, walked without recursion."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            items = [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            items = value
+        else:
+            if isinstance(value, str) and has_control_characters(value):
+                raise exceptions.ParseError(
+                    "A JSON string contains a NUL or another control character."
+                )
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise exceptions.ParseError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep.")
+        stack.extend((item, depth + 1) for item in items)
