@@ -241,9 +241,11 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 
 # --- REST API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Bearer first: DRF answers an authentication failure with the first class's challenge, so
+    # this order gives 401 + "WWW-Authenticate: Bearer" (session auth has no challenge: 403).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "preferences.auth.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",

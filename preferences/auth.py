@@ -59,6 +59,16 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
+class SessionOnly(permissions.BasePermission):
+    """Token management needs a logged-in session: a (valid) token cannot mint or revoke
+    tokens, so it gets 403; a missing or bad token still gets the 401 Bearer challenge."""
+
+    message = "Tokens are managed from a logged-in session, not with a token."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return not isinstance(request.auth, ApiToken)
+
+
 class TokenScope(permissions.BasePermission):
     """A read token may only use safe methods; session users are not limited by scope."""
 

@@ -37,7 +37,7 @@ from preferences.api.serializers import (
     TokenInput,
     TokenOutput,
 )
-from preferences.auth import BearerTokenAuthentication, TokenScope
+from preferences.auth import BearerTokenAuthentication, SessionOnly, TokenScope
 from preferences.exports import ExportOptions
 from preferences.models import ApiToken, DatasetRelease
 from preferences.selectors import (
@@ -67,8 +67,8 @@ class MeView(APIView):
 class TokenListCreateView(ListAPIView):
     """Tokens are managed from a logged-in session only: a token cannot mint tokens."""
 
-    authentication_classes = [SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, SessionOnly]
     serializer_class = TokenOutput
 
     def get_queryset(self) -> Any:
@@ -88,8 +88,8 @@ class TokenListCreateView(ListAPIView):
 
 
 class TokenRevokeView(APIView):
-    authentication_classes = [SessionAuthentication]
-    permission_classes = [IsAuthenticated]
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, SessionOnly]
 
     @extend_schema(request=None, responses=TokenOutput, summary="Revoke a token")
     def post(self, request: Request, public_id: str) -> Response:
