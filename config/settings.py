@@ -142,7 +142,7 @@ REDIS_URL = env_url("REDIS_URL", schemes=("redis", "rediss", "unix"), path_schem
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.SharedClientRedisCache",
+            "BACKEND": "config.cache.DegradingRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_PREFIX", "pa"),
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
