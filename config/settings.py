@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from psycopg_pool import ConnectionPool
 
 from config.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
@@ -111,7 +112,14 @@ if DATABASE_URL and not DATABASE_URL.startswith("sqlite"):
     if env_bool("DB_POOL", True):
         # Django's psycopg 3 pool: under ASGI and threaded Celery workers every thread borrows
         # a connection per request/task instead of holding one forever.
-        _db["OPTIONS"]["pool"] = {"min_size": 1, "max_size": DB_POOL_MAX, "timeout": 10}
+        # ``check``: a connection is tested (one empty query) when a request borrows it, so after
+        # a PostgreSQL restart the pool drops the dead ones instead of handing them out.
+        _db["OPTIONS"]["pool"] = {
+            "min_size": 1,
+            "max_size": DB_POOL_MAX,
+            "timeout": 10,
+            "check": ConnectionPool.check_connection,
+        }
     DATABASES = {"default": _db}
 else:
     _sqlite_path = (

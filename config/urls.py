@@ -30,3 +30,5 @@ urlpatterns = [
 
 admin.site.site_header = "Preference Arena operations"
 admin.site.site_title = "Preference Arena"
+
+handler500 = "core.http.server_error"

@@ -17,23 +17,13 @@ from collections.abc import Callable
 from urllib.parse import unquote_plus
 
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.template.loader import render_to_string
+from django.http import HttpRequest, HttpResponse
+
+from core.http import error_response
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def error_response(
-    request: HttpRequest, status: int, code: str, title: str, message: str
-) -> HttpResponse:
-    """The one error answer of the edges: JSON under ``/api/``, a standalone page elsewhere
-    (it needs no session, cache or database, so it renders when those are what failed)."""
-    if request.path.startswith("/api/"):
-        return JsonResponse({"code": code, "message": message}, status=status)
-    html = render_to_string("error.html", {"title": title, "message": message})
-    return HttpResponse(html, status=status)
 
 
 def has_control_characters(text: str) -> bool:
