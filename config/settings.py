@@ -12,7 +12,6 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
-from psycopg_pool import ConnectionPool
 
 from config.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
@@ -112,14 +111,20 @@ if DATABASE_URL and not DATABASE_URL.startswith("sqlite"):
     if env_bool("DB_POOL", True):
         # Django's psycopg 3 pool: under ASGI and threaded Celery workers every thread borrows
         # a connection per request/task instead of holding one forever.
-        # ``check``: a connection is tested (one empty query) when a request borrows it, so after
-        # a PostgreSQL restart the pool drops the dead ones instead of handing them out.
         _db["OPTIONS"]["pool"] = {
             "min_size": 1,
             "max_size": DB_POOL_MAX,
-            "timeout": 10,
-            "check": ConnectionPool.check_connection,
+            # How long a request waits for a connection before its 503.
+            "timeout": env_float("DB_POOL_TIMEOUT", 5.0, min_value=0.1),
+            # psycopg retries a failed connection with exponential backoff for this long and
+            # then gives up until a request asks again: the default (300 s) let the backoff grow
+            # past 16 s while PostgreSQL restarted, so pages stayed 503 long after it was back.
+            "reconnect_timeout": 5.0,
         }
+        # With the pool, Django turns this into psycopg's ``check``: a connection is tested (one
+        # empty query) when a request borrows it, so after a PostgreSQL restart the pool drops
+        # the dead ones instead of handing them out.
+        _db["CONN_HEALTH_CHECKS"] = True
     DATABASES = {"default": _db}
 else:
     _sqlite_path = (

@@ -201,5 +201,75 @@ def private_redis() -> Iterator[PrivateRedis]:
         redis.stop()
 
 
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (``initdb`` + ``pg_ctl`` on a free port, never the
+    shared one), so a fault test can stop and restart it under running processes. Runs as the
+    ``postgres`` system user when the tests run as root (PostgreSQL refuses root)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        # Not under pytest's tmp_path: that is private to root (0700) and the server runs as
+        # the postgres user.
+        root = Path(tempfile.mkdtemp(prefix="pa-pg-"))
+        root.chmod(0o755)
+        self.root = root
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+        if not bins:
+            raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql")
+        self.bin = bins[-1]
+        self.port = free_port()
+        self.data = root / "pgdata"
+        self.log_path = root / "postgres.log"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed: {done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+    def init(self) -> None:
+        self.data.parent.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.data.parent, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data.parent} -c fsync=off"
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log_path), "-w", "start"
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextlib.contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    import shutil
+
+    pg = PrivatePostgres()
+    pg.init()
+    pg.start()
+    try:
+        yield pg
+    finally:
+        with contextlib.suppress(RuntimeError):
+            pg.stop()
+        shutil.rmtree(pg.root, ignore_errors=True)
+
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
