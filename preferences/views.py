@@ -14,6 +14,7 @@ from django.views.decorators.http import (
 )
 
 from core.errors import ApplicationError
+from core.http import error_response
 from preferences import services
 from preferences.api.views import file_response
 from preferences.forms import ReleaseForm, TokenForm
@@ -98,12 +99,13 @@ def release_detail(request: HttpRequest, public_id: str) -> HttpResponse:
 
 
 @require_safe  # GET and HEAD: fsspec (datasets, pandas) asks for the size with HEAD first
-def file_signed(request: HttpRequest, token: str, name: str) -> FileResponse:
+def file_signed(request: HttpRequest, token: str, name: str) -> HttpResponse:
     """A signed, expiring link: no headers needed (pandas / datasets / curl)."""
     try:
         path = services.release_resolve_token(token, name)
-    except ApplicationError as exc:
-        raise Http404(exc.message) from exc
+    except ApplicationError as exc:  # expired, tampered, another file's link: say which
+        title = "Link expired" if exc.code == "link_expired" else "Download link not valid"
+        return error_response(request, exc.status, exc.code, title, exc.message)
     return file_response(path)
 
 

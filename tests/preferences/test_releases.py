@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
+from django.core import signing
 
 from arena.models import Vote
 from preferences import services
@@ -111,7 +113,7 @@ def test_outsiders_cannot_create_releases(outsider, enqueued):
 
 
 def test_signed_links_work_without_headers_and_refuse_tampering_and_expiry(
-    client, researcher, enqueued, votes
+    client, researcher, enqueued, votes, monkeypatch
 ):
     release = _build(researcher)
     token = services.release_signed_token(release, "train.jsonl")
@@ -119,11 +121,21 @@ def test_signed_links_work_without_headers_and_refuse_tampering_and_expiry(
     response = client.get(url)
     assert response.status_code == 200
     assert b"".join(response.streaming_content).startswith(b'{"prompt":')
-    assert client.get(f"/datasets/files/{token}x/train.jsonl").status_code == 404
-    assert client.get(f"/datasets/files/{token}/test.jsonl").status_code == 404
+    tampered = client.get(f"/datasets/files/{token}x/train.jsonl")
+    assert tampered.status_code == 403 and b"This download link is not valid." in tampered.content
+    another = client.get(f"/datasets/files/{token}/test.jsonl")
+    assert another.status_code == 403 and b"for another file" in another.content
     with pytest.raises(services.PermissionDenied) as err:
         services.release_resolve_token(token, "train.jsonl", max_age=-1)
     assert err.value.code == "link_expired"
+    later = time.time() + services.DEFAULT_LINK_SECONDS + 60
+    monkeypatch.setattr(signing.time, "time", lambda: later)
+    expired = client.get(url)
+    assert expired.status_code == 403
+    assert (
+        b"Link expired" in expired.content and b"This download link has expired." in expired.content
+    )
+    monkeypatch.undo()
     other = services.release_signed_token(release, "../../etc/passwd")
     assert client.get(f"/datasets/files/{other}/..%2F..%2Fetc%2Fpasswd").status_code == 404
 
