@@ -36,6 +36,7 @@ from arena.providers import (
     Completion,
     Endpoint,
     GenerationParams,
+    Message,
     ProviderError,
     Restart,
     StreamEvent,
@@ -65,7 +66,7 @@ class Job:
     provider: str
     endpoint: Endpoint
     params: GenerationParams
-    messages: list[dict[str, str]]
+    messages: list[Message]
     leak_words: list[str] = field(default_factory=list)
 
 
@@ -98,7 +99,12 @@ def _claim_row(response_pk: int, attempt: int) -> tuple[Any, ...] | None:
         f"{response}.public_id, {response}.side, t.{connection.ops.quote_name('index')},"
         f" t.prompt, b.id, b.public_id, b.model_a_id, b.model_b_id"
     )
-    claim = [Response.State.STREAMING, response_pk, attempt, Response.State.PENDING]
+    claim: list[str | int] = [
+        Response.State.STREAMING,
+        response_pk,
+        attempt,
+        Response.State.PENDING,
+    ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(
@@ -127,9 +133,9 @@ _RESPONSE_PUBLIC_ID = Response._meta.get_field("public_id")
 _BATTLE_PUBLIC_ID = Battle._meta.get_field("public_id")
 
 
-def _conversation(battle_pk: int, index: int, side: str, prompt: str) -> list[dict[str, str]]:
+def _conversation(battle_pk: int, index: int, side: str, prompt: str) -> list[Message]:
     """The side's conversation up to this turn's prompt (one query, only after the first turn)."""
-    messages: list[dict[str, str]] = []
+    messages: list[Message] = []
     if index > 0:
         earlier = (
             Response.objects.filter(turn__battle_id=battle_pk, turn__index__lt=index, side=side)
