@@ -18,12 +18,14 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from arena import selectors, streaming
+from arena.fragments import render_live_update
 from arena.models import Response
 from arena.selectors import Row
 from arena.services import voter_key
 from core.consumers import NoDatabaseDispatchMixin
 
 _last_turn_async = database_sync_to_async(selectors.socket_last_turn)
+_live_update_async = database_sync_to_async(render_live_update)
 
 
 class BattleConsumer(NoDatabaseDispatchMixin, AsyncJsonWebsocketConsumer):
@@ -68,14 +70,9 @@ class BattleConsumer(NoDatabaseDispatchMixin, AsyncJsonWebsocketConsumer):
         # Rendered fragments only when a pane has finished (or the battle is voted): while both
         # answers stream, the page as served already shows the right vote bar and composer.
         if voted or len(running) < len(responses):
-            html = await database_sync_to_async(self._finished_html)()
+            html = await _live_update_async(self.battle_public_id)
             if html:
                 await self.send(text_data=html)
-
-    def _finished_html(self) -> str:
-        from arena.views import render_live_update
-
-        return render_live_update(self.battle_public_id)
 
     async def stream_frame(self, event: dict[str, Any]) -> None:
         await self.send_json(event["frame"])

@@ -1,5 +1,8 @@
 """Fixed-window rate limits: Redis ``INCR`` (atomic across processes) in production, the local
-cache on the embedded default. Several limits are checked in one Redis round trip."""
+cache on the embedded default. Several limits are checked in one Redis round trip.
+
+One API: ``check(Limit(bucket, identity, limit, window), ...)`` counts one event against every
+limit given and raises ``RateLimited`` when any is exceeded."""
 
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from core.errors import RateLimited
 
 @dataclass(frozen=True)
 class Limit:
+    """At most ``limit`` events per ``window`` seconds for ``identity`` in ``bucket``; inactive
+    (never counted) when ``limit`` is not positive or there is no identity."""
+
     bucket: str
     identity: str
     limit: int
@@ -76,8 +82,3 @@ def check(*limits: Limit) -> None:
             raise RateLimited(
                 f"Too many requests; try again in {retry} s.", extra={"retry_after": retry}
             )
-
-
-def hit(bucket: str, identity: str, *, limit: int, window: int) -> None:
-    """Count one event for ``identity``; raise RateLimited once past ``limit`` per ``window`` s."""
-    check(Limit(bucket, identity, limit, window))

@@ -18,14 +18,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from arena.pii import (
-    EMAIL_MARK,
-    EMAIL_PATTERN,
-    PHONE_HINT,
-    PHONE_MARK,
-    PHONE_PATTERN,
-    PY_WHITESPACE,
-)
+# The expression classes are imported here too: the migrations name them as arena.models.*.
+from arena.db_functions import ExportFunc as ExportFunc
+from arena.db_functions import ExportJson as ExportJson
+from arena.db_functions import ExportKey as ExportKey
+from arena.db_functions import ScrubbedText as ScrubbedText
+from arena.db_functions import stored_export_json, stored_export_key, stored_scrubbed
 from arena.providers import Endpoint, GenerationParams, Timeouts
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -204,117 +202,6 @@ class Battle(models.Model):
         return self.model_a if side == "a" else self.model_b
 
 
-class PostgresOnlyFunc(models.Func):
-    """A generated-column expression that only PostgreSQL computes: elsewhere the column is NULL,
-    "not computed", and readers compute the value themselves."""
-
-    def as_sql(
-        self,
-        compiler: Any,
-        connection: Any,
-        function: str | None = None,
-        template: str | None = None,
-        arg_joiner: str | None = None,
-        **extra_context: Any,
-    ) -> tuple[str, tuple[Any, ...]]:
-        return "NULL", ()
-
-
-class ScrubbedText(PostgresOnlyFunc):
-    """A text column as the preference export's PII scrub leaves it, computed by the database.
-
-    PostgreSQL: ``''`` when the scrub changes nothing (almost every text: stored in one byte),
-    else the scrubbed text (``[EMAIL]`` / ``[PHONE]`` in it, so never ``''``). The patterns are
-    arguments, so a change to them is a schema change that ``makemigrations`` sees. Elsewhere
-    (SQLite has no regex replace): NULL, "not computed". Readers take NULL as "scrub it yourself".
-    """
-
-    output_field = models.TextField()
-
-    def __init__(self, expression: Any, email: str, phone: str, hint: str, **extra: Any) -> None:
-        super().__init__(
-            expression,
-            models.Value(email),
-            models.Value(phone),
-            models.Value(hint),
-            models.Value(EMAIL_MARK),
-            models.Value(PHONE_MARK),
-            **extra,
-        )
-
-    def as_postgresql(
-        self, compiler: Any, connection: Any, **extra_context: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        (x, xp), (email, ep), (phone, pp), (hint, hp), (em, emp), (ph, php) = (
-            compiler.compile(e) for e in self.source_expressions
-        )
-        scrubbed = f"regexp_replace(regexp_replace({x}, {email}, {em}, 'g'), {phone}, {ph}, 'g')"
-        params = [*xp, *ep, *emp, *pp, *php]
-        # The common case (no '@', no phone hint: no pattern can match) costs two scans.
-        sql = (
-            f"CASE WHEN strpos({x}, '@') = 0 AND {x} !~ {hint} THEN '' "
-            f"WHEN {scrubbed} = {x} THEN '' ELSE {scrubbed} END"
-        )
-        return sql, (*xp, *xp, *hp, *params, *xp, *params)
-
-
-class ExportFunc(PostgresOnlyFunc):
-    """A call of one of the export's PostgreSQL functions (created by migration 0004) on a text
-    column and the scrub patterns (arguments, so that a change to them is a schema change);
-    elsewhere NULL, "not computed" (readers compute it themselves)."""
-
-    output_field = models.TextField()
-
-    def __init__(self, expression: Any, *constants: str, **extra: Any) -> None:
-        super().__init__(expression, *(models.Value(c) for c in constants), **extra)
-
-    def as_postgresql(
-        self, compiler: Any, connection: Any, **extra_context: Any
-    ) -> tuple[str, tuple[Any, ...]]:
-        return models.Func.as_sql(self, compiler, connection, **extra_context)  # the real call
-
-
-class ExportJson(ExportFunc):
-    """The JSON string escape (``json.dumps(..., ensure_ascii=False)`` without its quotes) of
-    the scrubbed text; ``''`` when that is the text itself (nothing scrubbed, nothing escaped)."""
-
-    function = "arena_export_json"
-
-
-class ExportKey(ExportFunc):
-    """sha256 of the scrubbed text stripped as ``str.strip()`` strips it (the export's prompt
-    key: split and dedup), as bytes."""
-
-    function = "arena_export_key"
-    output_field = models.BinaryField()
-
-
-def _stored(func: type[PostgresOnlyFunc], column: str, help_text: str) -> models.GeneratedField:
-    """A column PostgreSQL keeps from ``column`` on every write (NULL on other databases)."""
-    return models.GeneratedField(
-        expression=func(models.F(column), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT),
-        output_field=models.TextField(null=True),
-        db_persist=True,
-        help_text=help_text,
-    )
-
-
-def _exported_json(column: str) -> models.GeneratedField:
-    return _stored(
-        ExportJson,
-        column,
-        f"The exports' JSON escape of the scrubbed {column}: '' when the same text.",
-    )
-
-
-def _scrubbed(column: str) -> models.GeneratedField:
-    return _stored(
-        ScrubbedText,
-        column,
-        f"The exports' PII scrub of {column}: '' when unchanged (see ScrubbedText).",
-    )
-
-
 class Turn(models.Model):
     battle = models.ForeignKey(Battle, on_delete=models.CASCADE, related_name="turns")
     index = models.PositiveSmallIntegerField()
@@ -324,16 +211,9 @@ class Turn(models.Model):
     prompt_chars = models.PositiveIntegerField(default=0)
     created = models.DateTimeField(default=timezone.now)
     # Maintained by the database on every write, so exports never run the PII regexes.
-    prompt_scrubbed = _scrubbed("prompt")
-    prompt_json = _exported_json("prompt")
-    prompt_key = models.GeneratedField(
-        expression=ExportKey(
-            models.F("prompt"), EMAIL_PATTERN, PHONE_PATTERN, PHONE_HINT, PY_WHITESPACE
-        ),
-        output_field=models.BinaryField(null=True),
-        db_persist=True,
-        help_text="The exports' prompt key: sha256 of the scrubbed, stripped prompt.",
-    )
+    prompt_scrubbed = stored_scrubbed("prompt")
+    prompt_json = stored_export_json("prompt")
+    prompt_key = stored_export_key("prompt")
 
     class Meta:
         ordering = ["battle", "index"]
@@ -380,8 +260,8 @@ class Response(models.Model):
     created = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     # Maintained by the database on every write, so exports never run the PII regexes.
-    text_scrubbed = _scrubbed("text")
-    text_json = _exported_json("text")
+    text_scrubbed = stored_scrubbed("text")
+    text_json = stored_export_json("text")
 
     class Meta:
         ordering = ["turn", "side"]

@@ -158,7 +158,7 @@ def _last_turn(battle: Battle) -> Turn:
 def turn_add(*, battle_id: object, voter: str, prompt: object) -> Turn:
     """Continue the conversation with both models."""
     text = _clean_prompt(prompt)
-    limits.hit("battle", voter, limit=settings.ARENA_BATTLES_PER_MINUTE, window=60)
+    limits.check(limits.Limit("battle", voter, settings.ARENA_BATTLES_PER_MINUTE))
     moderation.moderate(text)
     with transaction.atomic():
         battle = battle_for_voter(public_id=battle_id, voter=voter, lock=True)

@@ -1,7 +1,8 @@
 """The streaming protocol between generation tasks and battle pages.
 
-Producer (``arena.tasks.generate_response``) → channel layer group ``battle.<uuid hex>`` →
-``BattleConsumer`` → browser (``static/js/battle.js`` on top of htmx's ws extension).
+Producer (``arena.generation.ResponseStream``, run by the task ``arena.tasks.generate_response``)
+→ channel layer group ``battle.<uuid hex>`` → ``BattleConsumer`` → browser (``static/js/arena.js``
+on top of htmx's ws extension).
 
 Frames are JSON objects sent to the group as ``{"type": "stream.frame", "frame": {...}}``:
 
@@ -33,8 +34,8 @@ The page keeps (epoch, text) per pane, appends only the part of a delta beyond w
 ignores older epochs, and asks for a resync when a delta starts past its end (a lost frame).
 
 When a response finishes, the producer saves it, then sends ``{"type": "stream.html", "html": ...}``
-carrying the rendered pane (markdown rendered once, server side) and the vote bar as htmx
-out-of-band swaps from the same template partials the views use. The saved text is the truth the
+carrying the rendered pane (markdown rendered once, server side), the vote bar and the composer as
+htmx out-of-band swaps from the same template partials the views use (``arena/fragments.py``). The saved text is the truth the
 page ends on, whatever frames were lost. Frames name responses and sides only, never a model.
 """
 
@@ -232,8 +233,8 @@ async def load_partial(response_public_id: str) -> tuple[int, str] | None:
 
 
 # The process-wide number of streams being produced: the flush interval grows with it so the
-# total message rate stays under what the channel layer delivers (about 2,000 messages/s in
-# total on the reference machine; see shared/reference/web_calibration.md).
+# total message rate stays under what the channel layer delivers (the Redis pub/sub layer
+# saturated at about 2,000 messages/s in total when calibrated; 1,000 frames/s leaves headroom).
 _active = 0
 MAX_FRAMES_PER_SECOND = 1000.0
 

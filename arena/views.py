@@ -9,12 +9,12 @@ from typing import Any
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from arena import selectors, services
+from arena import services
+from arena.fragments import battle_context
 from arena.models import LLM, Battle
 from core.errors import ApplicationError
 
@@ -96,21 +96,11 @@ def consent(request: HttpRequest) -> HttpResponse:
     return redirect(request.POST.get("next") or reverse("arena:index"))
 
 
-def _battle_context(request: HttpRequest, battle: Battle) -> dict[str, Any]:
-    view = selectors.battle_view(battle)
-    return {
-        "v": view,
-        "battle": battle,
-        "revealed": view.voted,
-        "ws_url": f"/ws/arena/{battle.public_id}/",
-    }
-
-
 @require_GET
 @_domain_errors
 def battle(request: HttpRequest, battle_id: str) -> HttpResponse:
     obj = services.battle_for_voter(public_id=battle_id, voter=_voter(request))
-    return render(request, "arena/battle.html", _battle_context(request, obj))
+    return render(request, "arena/battle.html", battle_context(obj))
 
 
 @require_POST
@@ -120,7 +110,7 @@ def turn(request: HttpRequest, battle_id: str) -> HttpResponse:
     services.turn_add(battle_id=battle_id, voter=voter, prompt=request.POST.get("prompt", ""))
     obj = services.battle_for_voter(public_id=battle_id, voter=voter)
     if request.htmx:
-        return render(request, "arena/battle.html#conversation", _battle_context(request, obj))
+        return render(request, "arena/battle.html#conversation", battle_context(obj))
     return redirect("arena:battle", battle_id=battle_id)
 
 
@@ -133,7 +123,7 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
     )
     if request.htmx:
         obj = services.battle_for_voter(public_id=battle_id, voter=voter)
-        return render(request, "arena/battle.html#conversation", _battle_context(request, obj))
+        return render(request, "arena/battle.html#conversation", battle_context(obj))
     return redirect("arena:battle", battle_id=battle_id)
 
 
@@ -144,7 +134,7 @@ def regenerate(request: HttpRequest, battle_id: str, response_id: str) -> HttpRe
     services.response_regenerate(battle_id=battle_id, voter=voter, response_id=response_id)
     obj = services.battle_for_voter(public_id=battle_id, voter=voter)
     if request.htmx:
-        return render(request, "arena/battle.html#conversation", _battle_context(request, obj))
+        return render(request, "arena/battle.html#conversation", battle_context(obj))
     return redirect("arena:battle", battle_id=battle_id)
 
 
@@ -155,26 +145,3 @@ def stop(request: HttpRequest, battle_id: str, response_id: str) -> HttpResponse
     if request.htmx:
         return HttpResponse(status=204)
     return redirect("arena:battle", battle_id=battle_id)
-
-
-def render_live_update(battle_public_id: str) -> str:
-    """Out-of-band fragments for the live page: finished panes of the last turn, the vote bar and
-    the composer, from the same partials as the page. Frames name sides, never models."""
-    obj = (
-        Battle.objects.select_related("model_a", "model_b")
-        .filter(public_id=battle_public_id)
-        .first()
-    )
-    if obj is None:
-        return ""
-    view = selectors.last_turn_view(obj)
-    # Pushed fragments have no request: htmx sends the CSRF header set once in base.html.
-    context = {"v": view, "battle": obj, "revealed": view.voted, "oob": True}
-    parts = [
-        render_to_string("arena/battle.html#response-pane", {**context, "r": r})
-        for r in view.last.pair  # type: ignore[attr-defined]
-        if r.is_finished
-    ]
-    parts.append(render_to_string("arena/battle.html#vote-bar", context))
-    parts.append(render_to_string("arena/battle.html#composer", context))
-    return "\n".join(parts)

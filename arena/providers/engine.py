@@ -34,7 +34,7 @@ from arena.providers.base import (
     StreamEvent,
     TextDelta,
 )
-from arena.providers.resilience import DEFAULT_RUNTIME, Runtime
+from arena.providers.resilience import DEFAULT_RUNTIME, CircuitBreaker, Runtime
 
 logger = logging.getLogger("arena.providers")
 
@@ -134,9 +134,7 @@ class StreamingClient(ABC):
         own_http: aiohttp.ClientSession | None = None
         try:
             async with rt.slot(ep.name, ep.max_concurrency):
-                http = self._http
-                if http is None and self._needs_http():
-                    http = own_http = self._new_http()
+                http, own_http = self._stream_http()
                 loop = asyncio.get_running_loop()
                 started = rt.clock.monotonic()
                 deadline = loop.time() + ep.timeouts.total_s
@@ -158,24 +156,12 @@ class StreamingClient(ABC):
                                     yield event
                                 else:
                                     result = event
-                        if result is None:
-                            raise errors.MalformedStream(
-                                "stream ended without a result", provider=ep.name
-                            )
+                        result = self._final_result(result)
                     except errors.ProviderError as exc:
                         delay = self._retry_delay(exc, attempt, deadline - loop.time())
                         if delay is None:
-                            if isinstance(exc, errors.BadRequest):
-                                breaker.release()
-                            else:
-                                breaker.record_failure()
+                            self._give_up(breaker, exc, attempt)
                             settled = True
-                            logger.warning(
-                                "provider %s failed after %d attempt(s): %r",
-                                ep.name,
-                                attempt,
-                                exc,
-                            )
                             raise
                         logger.info(
                             "provider %s attempt %d failed (%r); retrying in %.2fs",
@@ -206,6 +192,33 @@ class StreamingClient(ABC):
                 breaker.release()
             if own_http is not None:
                 await own_http.close()
+
+    def _stream_http(self) -> tuple[aiohttp.ClientSession | None, aiohttp.ClientSession | None]:
+        """(the session a stream uses, the session it opened for itself and must close): the
+        client's own pool when it was entered, else a session for this stream alone."""
+        if self._http is None and self._needs_http():
+            own = self._new_http()
+            return own, own
+        return self._http, None
+
+    def _final_result(self, result: AttemptResult | None) -> AttemptResult:
+        """An attempt must end with its result; a stream that just stops is malformed."""
+        if result is None:
+            raise errors.MalformedStream(
+                "stream ended without a result", provider=self.endpoint.name
+            )
+        return result
+
+    def _give_up(self, breaker: CircuitBreaker, exc: errors.ProviderError, attempt: int) -> None:
+        """Settle the breaker for a call that failed for good: a bad request is the caller's
+        fault, not the provider's, so it ends the call without counting a failure."""
+        if isinstance(exc, errors.BadRequest):
+            breaker.release()
+        else:
+            breaker.record_failure()
+        logger.warning(
+            "provider %s failed after %d attempt(s): %r", self.endpoint.name, attempt, exc
+        )
 
     def _retry_delay(
         self, exc: errors.ProviderError, attempt: int, remaining_s: float
@@ -243,23 +256,8 @@ class StreamingClient(ABC):
                             event = await anext(iterator)
                 except StopAsyncIteration:
                     return
-                except aiohttp.ServerTimeoutError as exc:  # (a TimeoutError: caught first)
-                    raise errors.Timeout(
-                        f"{type(exc).__name__} (connect {ep.timeouts.connect_s}s, "
-                        f"read {ep.timeouts.first_token_s}s)",
-                        provider=ep.name,
-                    ) from None
-                except TimeoutError:
-                    if first_token_deadline is not None and first_token_deadline <= deadline:
-                        what = f"no first token within {ep.timeouts.first_token_s}s"
-                    else:
-                        what = f"response not finished within {ep.timeouts.total_s}s"
-                    raise errors.Timeout(what, provider=ep.name) from None
-                except aiohttp.ClientError as exc:
-                    raise errors.UpstreamError(
-                        f"connection failed: {type(exc).__name__}: {self._redact(str(exc))}",
-                        provider=ep.name,
-                    ) from None
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    raise self._transport_error(exc, first_token_deadline, deadline) from None
                 if isinstance(event, TextDelta):
                     first_token_deadline = None
                 yield event
@@ -267,6 +265,28 @@ class StreamingClient(ABC):
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
                 await aclose()
+
+    def _transport_error(
+        self, exc: BaseException, first_token_deadline: float | None, deadline: float
+    ) -> errors.ProviderError:
+        """The typed error for a timeout or a transport failure while waiting for an event."""
+        ep = self.endpoint
+        if isinstance(exc, aiohttp.ServerTimeoutError):  # (also a TimeoutError: tested first)
+            return errors.Timeout(
+                f"{type(exc).__name__} (connect {ep.timeouts.connect_s}s, "
+                f"read {ep.timeouts.first_token_s}s)",
+                provider=ep.name,
+            )
+        if isinstance(exc, TimeoutError):
+            if first_token_deadline is not None and first_token_deadline <= deadline:
+                what = f"no first token within {ep.timeouts.first_token_s}s"
+            else:
+                what = f"response not finished within {ep.timeouts.total_s}s"
+            return errors.Timeout(what, provider=ep.name)
+        return errors.UpstreamError(
+            f"connection failed: {type(exc).__name__}: {self._redact(str(exc))}",
+            provider=ep.name,
+        )
 
     # -- helpers for HTTP clients ----------------------------------------------------------
 

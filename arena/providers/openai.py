@@ -76,13 +76,7 @@ class OpenAIClient(StreamingClient):
             if data == "[DONE]":
                 done = True
                 break
-            chunk = self._parse_json(data)
-            if not isinstance(chunk, dict):
-                raise errors.MalformedStream("chunk is not an object", provider=self.endpoint.name)
-            if "error" in chunk:
-                raise errors.UpstreamError(
-                    self._redact(str(chunk["error"])[:300]), provider=self.endpoint.name
-                )
+            chunk = self._chunk(data)
             if isinstance(chunk.get("usage"), dict):
                 usage = chunk["usage"]
             for choice in chunk.get("choices") or ():
@@ -100,6 +94,17 @@ class OpenAIClient(StreamingClient):
                 "stream ended before completion", provider=self.endpoint.name
             )
         yield _result(usage, finish_reason)
+
+    def _chunk(self, data: str) -> dict[str, Any]:
+        """One event's JSON object; an error the server reports mid-stream is raised."""
+        chunk = self._parse_json(data)
+        if not isinstance(chunk, dict):
+            raise errors.MalformedStream("chunk is not an object", provider=self.endpoint.name)
+        if "error" in chunk:
+            raise errors.UpstreamError(
+                self._redact(str(chunk["error"])[:300]), provider=self.endpoint.name
+            )
+        return chunk
 
     async def _read_json(self, response: aiohttp.ClientResponse) -> AsyncIterator[AttemptEvent]:
         data = self._parse_json(await response.read())

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from arena import services
+from arena.fragments import render_live_update
 from arena.models import Battle, Response, Vote
 from arena.tasks import generate_response
 from tests.arena.factories import MARKERS, battle_with_turn, demo_models, marked_models
@@ -115,8 +116,6 @@ def _no_identity_before_vote(voter_client, server):
     ids = {str(battle.model_a_id), str(battle.model_b_id)}
     hrefs = re.findall(r'(?:href|hx-post|action|ws-connect)="([^"]+)"', page.content.decode())
     assert hrefs and not any(part in ids for href in hrefs for part in href.strip("/").split("/"))
-    from arena.views import render_live_update
-
     assert not _scan(render_live_update(str(battle.public_id)))
     # After the vote the names are revealed.
     voter_client.post(f"/arena/b/{battle.public_id}/vote/", {"winner": "a"})

@@ -78,6 +78,19 @@ def test_battle_rate_limit_per_session(settings):
     services.battle_start(voter=voter(), prompt="another voter is not limited")
 
 
+def test_a_new_turn_counts_against_the_same_per_session_limit_as_a_new_battle(settings):
+    settings.ARENA_BATTLES_PER_MINUTE = 2
+    demo_models(2)
+    v = voter()
+    battle = services.battle_start(voter=v, prompt="one")
+    Response.objects.filter(turn__battle=battle).update(state="done")
+    services.turn_add(battle_id=battle.public_id, voter=v, prompt="two")
+    Response.objects.filter(turn__battle=battle).update(state="done")
+    with pytest.raises(RateLimited):
+        services.turn_add(battle_id=battle.public_id, voter=v, prompt="three")
+    assert battle.turns.count() == 2
+
+
 def test_named_mode_uses_the_chosen_models_and_refuses_the_same_twice():
     a, b, _ = demo_models(3)
     battle = services.battle_start(
