@@ -37,6 +37,10 @@ class SharedClientRedisCache(RedisCache):
         super().__init__(server, params)
         self._class = _SharedClient
 
+    def ping(self) -> None:
+        """Raise the connection error itself when Redis does not answer (for ``/healthz``)."""
+        self._cache.get_client(write=True).ping()
+
 
 class DegradingRedisCache(SharedClientRedisCache):
     """A cache that never takes a page down with it: while Redis does not answer, reads miss,

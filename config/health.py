@@ -27,6 +27,9 @@ def _database() -> dict[str, Any]:
 
 
 def _cache() -> dict[str, Any]:
+    ping = getattr(cache, "ping", None)
+    if ping is not None:  # the Redis cache degrades quietly for pages; the check wants the cause
+        ping()
     key = f"healthz:{uuid.uuid4().hex}"
     cache.set(key, "1", timeout=10)
     if cache.get(key) != "1":
