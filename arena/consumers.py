@@ -6,11 +6,17 @@ the page may have missed: a snapshot of every running response and, when somethi
 since the page was served, the finished panes. The connect path is one query in one thread hop,
 with no session or user load: a burst of pages opening their sockets together (a hundred battles
 started in a second) must be connected before their first tokens arrive.
+
+When the channel layer or the partial-text store (Redis) does not answer, the socket is closed
+with 1013 ("try again later", logged): the page's WebSocket extension reconnects by itself with
+backoff, and the page as served (and every later page load) still shows the battle from the
+database.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -19,13 +25,19 @@ from django.conf import settings
 
 from arena import selectors, streaming
 from arena.fragments import render_live_update
+from arena.limits import REDIS_DOWN
 from arena.models import Response
 from arena.selectors import Row
 from arena.services import voter_key
 from core.consumers import NoDatabaseDispatchMixin
 
+log = logging.getLogger(__name__)
+
 _last_turn_async = database_sync_to_async(selectors.socket_last_turn)
 _live_update_async = database_sync_to_async(render_live_update)
+
+TRY_AGAIN_LATER = 1013  # WebSocket close code; the client's extension reconnects on it
+LAYER_TIMEOUT_SECONDS = 5.0
 
 
 class BattleConsumer(NoDatabaseDispatchMixin, AsyncJsonWebsocketConsumer):
@@ -43,18 +55,40 @@ class BattleConsumer(NoDatabaseDispatchMixin, AsyncJsonWebsocketConsumer):
         self.battle_pk, self.battle_public_id, responses, voted = found
         self.group = streaming.battle_group(self.battle_public_id)
         await self.accept()
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.catch_up(responses, voted)
+        try:
+            await asyncio.wait_for(
+                self.channel_layer.group_add(self.group, self.channel_name),
+                LAYER_TIMEOUT_SECONDS,
+            )
+            await self.catch_up(responses, voted)
+        except (*REDIS_DOWN, TimeoutError) as exc:
+            await self._unavailable("connect", exc)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            try:
+                await asyncio.wait_for(
+                    self.channel_layer.group_discard(self.group, self.channel_name),
+                    LAYER_TIMEOUT_SECONDS,
+                )
+            except (*REDIS_DOWN, TimeoutError) as exc:  # the subscription died with Redis
+                log.info("battle socket left without the channel layer: %s", type(exc).__name__)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if isinstance(content, dict) and content.get("resync"):
             found = await _last_turn_async(self.battle_public_id, self.voter)
             if found is not None:
-                await self.catch_up(found[2], found[3])
+                try:
+                    await self.catch_up(found[2], found[3])
+                except REDIS_DOWN as exc:
+                    await self._unavailable("resync", exc)
+
+    async def _unavailable(self, step: str, exc: BaseException) -> None:
+        log.warning(
+            "battle socket closed: channel layer unavailable",
+            extra={"step": step, "error": type(exc).__name__},
+        )
+        await self.close(code=TRY_AGAIN_LATER)
 
     async def catch_up(self, responses: list[Row], voted: bool) -> None:
         running = [

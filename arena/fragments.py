@@ -8,12 +8,16 @@ vote bar and the composer. Before the vote they name sides, never models.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.template.loader import render_to_string
 
 from arena import selectors, streaming
+from arena.limits import REDIS_DOWN
 from arena.models import Battle
+
+log = logging.getLogger(__name__)
 
 PUSH_TIMEOUT_SECONDS = 30
 
@@ -54,7 +58,16 @@ def render_live_update(battle_public_id: str) -> str:
 
 def push_live_update(battle_public_id: str) -> None:
     """Render the live fragments and send them to the battle's pages (from synchronous code, on
-    the producer loop: after the stream's own frames, which it has awaited)."""
+    the producer loop: after the stream's own frames, which it has awaited). Best effort: when
+    the channel layer is down the push is logged and dropped; the saved result is what the page
+    shows on its next load or socket reconnect."""
     html = render_live_update(battle_public_id)
-    if html:
+    if not html:
+        return
+    try:
         streaming.run(streaming.send_html(battle_public_id, html), timeout=PUSH_TIMEOUT_SECONDS)
+    except (*REDIS_DOWN, TimeoutError) as exc:
+        log.warning(
+            "live update not pushed: channel layer unavailable",
+            extra={"battle": battle_public_id, "error": type(exc).__name__},
+        )

@@ -3,26 +3,41 @@
 Every function owns its transaction; generation is enqueued after commit; moderation (a network
 call) runs before any transaction opens. Errors are ``ApplicationError`` subclasses with a
 stable ``code`` that HTML views, the API and consumers map to responses.
+
+When a dependency is down (the directions are chosen here): starting a battle or a turn needs
+Redis (rate limits, broker, channel layer) and fails closed with ``ArenaUnavailable`` (503),
+creating nothing; if the broker refuses the generations after the rows were committed, the rows
+are deleted again (a battle whose answers can never be generated must not exist). Voting needs
+only the database: its rate limit fails open, so a vote is never lost to a Redis outage.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import uuid
+from collections.abc import Callable
 from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from arena import limits, moderation, sampling, streaming
 from arena.counts import counts_add_vote, counts_add_vote_sql
+from arena.limits import ArenaUnavailable
 from arena.metrics import BATTLES_STARTED, VOTES_CAST
 from arena.models import LLM, Battle, Response, Turn, Vote
 from arena.text import battle_categories, detect_language, looks_like_code
 from core.background import enqueue
 from core.errors import ApplicationError, Conflict, NotFound
+
+__all__ = ["ArenaUnavailable"]  # re-exported: the error views and tests name from here
+
+log = logging.getLogger(__name__)
+BROKER_DOWN = (BrokerError, *limits.REDIS_DOWN)
 
 
 def _digest(kind: str, value: str) -> str:
@@ -58,7 +73,10 @@ def _clean_prompt(prompt: object) -> str:
     return text
 
 
-def _new_turn(battle: Battle, index: int, prompt: str, *, language: str | None = None) -> Turn:
+def _new_turn(
+    battle: Battle, index: int, prompt: str, *, language: str | None = None
+) -> tuple[Turn, list[Response]]:
+    """The turn and its two pending responses; the caller queues them with ``_generate``."""
     turn = Turn.objects.create(
         battle=battle,
         index=index,
@@ -70,9 +88,41 @@ def _new_turn(battle: Battle, index: int, prompt: str, *, language: str | None =
     responses = Response.objects.bulk_create(
         [Response(turn=turn, side="a"), Response(turn=turn, side="b")]
     )
-    for response in responses:
-        enqueue("arena.generate_response", response.pk, response.attempt)
-    return turn
+    return turn, responses
+
+
+def _generate(responses: list[Response], *, undo: Callable[[], None]) -> None:
+    """Queue one generation per response, after the caller's transaction has committed.
+
+    If a hand-over fails, ``undo`` deletes what the caller created (nothing has used it yet: its
+    answers are pending and a pending battle takes no vote) and the voter gets ArenaUnavailable
+    when the broker is down; a task that was queued before the failure finds its row gone and
+    does nothing. Call it outside any transaction: inside one the tasks wait for the outer
+    commit, and a failure there raises without being undone."""
+    try:
+        for response in responses:
+            enqueue("arena.generate_response", response.pk, response.attempt, robust=False)
+    except Exception as exc:
+        log.warning(
+            "generation could not be queued; undoing the new turn",
+            extra={"error": type(exc).__name__},
+        )
+        undo()
+        if isinstance(exc, BROKER_DOWN):
+            raise ArenaUnavailable() from exc
+        raise
+
+
+def _battle_undo(battle_pk: int) -> None:
+    with transaction.atomic():
+        Battle.objects.filter(pk=battle_pk, vote__isnull=True).delete()
+
+
+def _turn_undo(battle_pk: int, turn_pk: int) -> None:
+    with transaction.atomic():
+        battle = Battle.objects.select_for_update().get(pk=battle_pk)
+        Turn.objects.filter(pk=turn_pk, battle=battle).delete()
+        _retag(battle)
 
 
 def _retag(battle: Battle) -> None:
@@ -96,11 +146,14 @@ def battle_start(
     model_a: str | None = None,
     model_b: str | None = None,
 ) -> Battle:
-    """Start a battle with its first turn; the two generations start after commit."""
+    """Start a battle with its first turn; the two generations start after commit.
+
+    Raises ArenaUnavailable, leaving no row behind, when Redis or the broker is down."""
     text = _clean_prompt(prompt)
     limits.check(
         limits.Limit("battle", voter, settings.ARENA_BATTLES_PER_MINUTE),
         limits.Limit("battle-ip", ip_key(ip), settings.ARENA_BATTLES_PER_MINUTE_PER_IP),
+        fail_open=False,  # the battle could not be generated or streamed without Redis
     )
     moderation.moderate(text)
     if mode == Battle.Mode.NAMED:
@@ -127,7 +180,8 @@ def battle_start(
                 prompts=[text], language=language, has_code=looks_like_code(text), turns=1
             ),
         )
-        _new_turn(battle, 0, text, language=language)
+        _, responses = _new_turn(battle, 0, text, language=language)
+    _generate(responses, undo=lambda: _battle_undo(battle.pk))
     BATTLES_STARTED.labels(mode=mode).inc()
     return battle
 
@@ -156,9 +210,14 @@ def _last_turn(battle: Battle) -> Turn:
 
 
 def turn_add(*, battle_id: object, voter: str, prompt: object) -> Turn:
-    """Continue the conversation with both models."""
+    """Continue the conversation with both models.
+
+    Raises ArenaUnavailable, leaving the battle as it was, when Redis or the broker is down."""
     text = _clean_prompt(prompt)
-    limits.check(limits.Limit("battle", voter, settings.ARENA_BATTLES_PER_MINUTE))
+    limits.check(
+        limits.Limit("battle", voter, settings.ARENA_BATTLES_PER_MINUTE),
+        fail_open=False,  # as for a new battle: the turn could not be generated without Redis
+    )
     moderation.moderate(text)
     with transaction.atomic():
         battle = battle_for_voter(public_id=battle_id, voter=voter, lock=True)
@@ -172,8 +231,9 @@ def turn_add(*, battle_id: object, voter: str, prompt: object) -> Turn:
             )
         if last.responses.exclude(state=Response.State.DONE).exists():
             raise Conflict("Wait until both answers are complete.", code="responses_pending")
-        turn = _new_turn(battle, last.index + 1, text)
+        turn, responses = _new_turn(battle, last.index + 1, text)
         _retag(battle)
+    _generate(responses, undo=lambda: _turn_undo(battle.pk, turn.pk))
     return turn
 
 
@@ -339,6 +399,7 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
             limits.check(
                 limits.Limit("vote", voter, settings.ARENA_VOTES_PER_MINUTE),
                 limits.Limit("vote-ip", ip_key(ip), settings.ARENA_VOTES_PER_MINUTE_PER_IP),
+                fail_open=True,  # the vote needs only the database; never lose it to Redis
             )
             responses = [_VoteResponse(*row[7:]) for row in rows if row[7] is not None]
             if not responses:

@@ -17,6 +17,7 @@ from arena import services
 from arena.fragments import battle_context
 from arena.models import LLM, Battle
 from core.errors import ApplicationError
+from core.http import error_response
 
 CONSENT_KEY = "arena_consent"
 
@@ -32,16 +33,27 @@ def _ip(request: HttpRequest) -> str:
 
 
 def _error(request: HttpRequest, exc: ApplicationError, fallback: str) -> HttpResponse:
-    """htmx: show the message in the page's flash area; otherwise a message and a redirect."""
+    """htmx: show the message in the page's flash area (a 200: htmx swaps no error status);
+    otherwise a message and a redirect, or, when the arena is unavailable, a standalone 503
+    page that needs neither the session nor the cache. Both carry ``Retry-After`` when the
+    error gives one."""
+    retry_after = exc.extra.get("retry_after")
     if request.htmx:
         response = render(
             request, "arena/_flash.html", {"error": exc.message, "code": exc.code}, status=200
         )
         response["HX-Retarget"] = "#flash"
         response["HX-Reswap"] = "innerHTML"
-        return response
-    messages.error(request, exc.message)
-    return redirect(fallback)
+    elif isinstance(exc, services.ArenaUnavailable):
+        response = error_response(
+            request, 503, exc.code, "The arena is temporarily unavailable", exc.message
+        )
+    else:
+        messages.error(request, exc.message)
+        return redirect(fallback)
+    if retry_after is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _domain_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:

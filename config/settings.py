@@ -195,7 +195,25 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 900, min_value=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 840, min_value=1)
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A publish happens inside a request (starting a battle enqueues its two generations), so a dead
+# broker must cost that request about a second, not minutes: the request then answers 503 and
+# undoes what it created (arena.services). Without socket_timeout a publish to a Redis that
+# stopped answering without closing the connection (frozen, failover, a NAT's dropped state)
+# waits forever; connection refused fails at once and is retried once after 0.2 s, which rides
+# out a restart of Redis but no real outage. Workers are not affected: their BRPOP replies
+# within a second (kombu's brpop_timeout) and they reconnect by themselves when Redis is back.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 3,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 1,
+    "interval_start": 0.2,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Generation tasks mostly wait on the network: they get their own queue so a threads/gevent pool
 # can run many streams without starving short tasks (rating, exports) on the default queue.

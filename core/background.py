@@ -158,11 +158,15 @@ def is_embedded() -> bool:
     return settings.BACKGROUND_MODE == "embedded"
 
 
-def enqueue(task: Task | str, *args: Any, using: str | None = None, **kwargs: Any) -> None:
+def enqueue(
+    task: Task | str, *args: Any, using: str | None = None, robust: bool = True, **kwargs: Any
+) -> None:
     """Run ``task(*args, **kwargs)`` in the background once the current transaction commits.
 
     Outside a transaction it is handed over at once. Arguments must be JSON-serialisable (ids and
-    primitives): tasks re-fetch what they need.
+    primitives): tasks re-fetch what they need. A hand-over that fails (the broker is down) is
+    logged by default; with ``robust=False`` it raises instead (from the commit, or at once
+    outside a transaction), for a caller that undoes its work when the task cannot be queued.
     """
     resolved = _lookup(task) if isinstance(task, str) else task
 
@@ -172,4 +176,4 @@ def enqueue(task: Task | str, *args: Any, using: str | None = None, **kwargs: An
         else:
             resolved.apply_async(args=args, kwargs=kwargs)
 
-    transaction.on_commit(dispatch, using=using, robust=True)
+    transaction.on_commit(dispatch, using=using, robust=robust)
