@@ -16,6 +16,7 @@ database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -41,6 +42,21 @@ LAYER_TIMEOUT_SECONDS = 5.0
 
 
 class BattleConsumer(NoDatabaseDispatchMixin, AsyncJsonWebsocketConsumer):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels subscribes the socket's own channel (a Redis round trip) before ``connect``
+        runs, and the layer's receive loop runs for the socket's life: a Redis failure there
+        ends the socket with 1013 and a log line, not an ASGI error (a refused handshake when
+        it happens before the accept)."""
+        try:
+            await super().__call__(scope, receive, send)
+        except REDIS_DOWN as exc:
+            log.warning(
+                "battle socket closed: channel layer unavailable",
+                extra={"step": "channel", "error": type(exc).__name__},
+            )
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
+
     async def connect(self) -> None:
         session_key = self.scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME, "")
         battle_id = self.scope["url_route"]["kwargs"]["battle_id"]
