@@ -18,7 +18,6 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable
-from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -26,11 +25,11 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from arena import limits, moderation, sampling, streaming
-from arena.counts import counts_add_vote, counts_add_vote_sql
 from arena.limits import ArenaUnavailable
 from arena.metrics import BATTLES_STARTED, VOTES_CAST
 from arena.models import LLM, Battle, Response, Turn, Vote
 from arena.text import battle_categories, detect_language, looks_like_code
+from arena.vote_sql import VoteResponse, vote_read_sql, vote_write
 from core.background import enqueue
 from core.errors import ApplicationError, Conflict, NotFound
 
@@ -309,67 +308,6 @@ _CATEGORIES = Battle._meta.get_field("categories")
 _PUBLIC_ID = Battle._meta.get_field("public_id")
 
 
-class _VoteResponse(NamedTuple):
-    """What a vote needs of each response (read as plain tuples: the hot path)."""
-
-    side: str
-    state: str
-    attempt: int
-    leaks_identity: bool
-    turn_index: int
-    length: int
-    header_count: int
-    list_count: int
-    bold_count: int
-
-
-def _vote_read_sql() -> str:
-    """The battle (locked), its vote's id if any, and one row per response, in one statement."""
-    battle, vote = Battle._meta.db_table, Vote._meta.db_table
-    turn, response = Turn._meta.db_table, Response._meta.db_table
-    style = ", ".join(f"r.{name}" for name in Vote.STYLE_FIELDS)
-    lock = " FOR UPDATE OF b" if connection.features.has_select_for_update_of else ""
-    return (
-        f"SELECT b.id, b.voter, b.mode, b.model_a_id, b.model_b_id, b.categories, v.id,"
-        f" r.side, r.state, r.attempt, r.leaks_identity, t.{connection.ops.quote_name('index')},"
-        f" {style}"
-        f" FROM {battle} b LEFT JOIN {vote} v ON v.battle_id = b.id"
-        f" LEFT JOIN {turn} t ON t.battle_id = b.id LEFT JOIN {response} r ON r.turn_id = t.id"
-        f" WHERE b.public_id = %s{lock}"
-    )
-
-
-def _vote_write(vote: Vote) -> None:
-    """Insert ``vote``, mark its battle voted and count it.
-
-    On PostgreSQL this is one statement (data-modifying CTEs): the vote is the hot path of the
-    arena and each round trip and ORM query costs more than the writes themselves. Elsewhere the
-    same three writes go through the ORM."""
-    now = timezone.now()
-    if connection.vendor != "postgresql":
-        vote.save(force_insert=True)
-        Battle.objects.filter(pk=vote.battle_id).update(state=Battle.State.VOTED, updated=now)
-        counts_add_vote(vote)
-        return
-    qn = connection.ops.quote_name
-    fields = [f for f in Vote._meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(vote, True), connection) for f in fields]
-    sql = (
-        f"WITH ins AS (INSERT INTO {Vote._meta.db_table} ({', '.join(qn(f.column) for f in fields)})"
-        f" VALUES ({', '.join(['%s'] * len(fields))}) RETURNING id),"
-        f" upd AS (UPDATE {Battle._meta.db_table} SET state = %s, updated = %s WHERE id = %s)"
-    )
-    params: list[object] = [*values, Battle.State.VOTED, now, vote.battle_id]
-    counted = counts_add_vote_sql(vote)
-    if counted is not None:
-        sql += f", counted AS ({counted[0]})"
-        params += counted[1]
-    with connection.cursor() as cursor:
-        cursor.execute(sql + " SELECT id FROM ins", params)
-        vote.pk = cursor.fetchone()[0]
-    vote._state.adding = False
-
-
 def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") -> tuple[Vote, bool]:
     """Record the one vote of a battle; returns (vote, created).
 
@@ -388,7 +326,7 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
             # second one finds the first one's vote instead of inserting a row of its own.
             with connection.cursor() as cursor:
                 cursor.execute(
-                    _vote_read_sql(), [_PUBLIC_ID.get_db_prep_value(public_id, connection)]
+                    vote_read_sql(), [_PUBLIC_ID.get_db_prep_value(public_id, connection)]
                 )
                 rows = cursor.fetchall()
             if not rows or not hmac.compare_digest(rows[0][1], voter):
@@ -401,7 +339,7 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
                 limits.Limit("vote-ip", ip_key(ip), settings.ARENA_VOTES_PER_MINUTE_PER_IP),
                 fail_open=True,  # the vote needs only the database; never lose it to Redis
             )
-            responses = [_VoteResponse(*row[7:]) for row in rows if row[7] is not None]
+            responses = [VoteResponse(*row[7:]) for row in rows if row[7] is not None]
             if not responses:
                 raise Conflict("Vote when both answers are complete.", code="responses_pending")
             last_index = max(r.turn_index for r in responses)
@@ -422,7 +360,7 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
                 battle=battle, winner=winner, voter=voter, turns=last_index + 1, flags=flags
             )
             vote.set_style_from(responses)
-            _vote_write(vote)
+            vote_write(vote)
     except IntegrityError:
         # Lost a race that the row lock did not cover (e.g. SQLite): the winner's vote stands.
         return Vote.objects.get(battle__public_id=public_id), False
