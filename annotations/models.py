@@ -12,6 +12,7 @@ tie: ``[[2], [0, 1]]`` means response 2 is best and responses 0 and 1 are tied b
 
 from __future__ import annotations
 
+import random
 import uuid
 from typing import Any
 
@@ -140,6 +141,13 @@ class Project(models.Model):
     @property
     def labels(self) -> list[dict[str, Any]]:
         return list(self.label_schema or [])
+
+    def new_display_order(self) -> list[int]:
+        """Response indices in the order a new assignment shows them (shuffled when blind)."""
+        order = list(range(self.k))
+        if self.blind:
+            random.shuffle(order)
+        return order
 
 
 class Invitation(models.Model):
