@@ -3,7 +3,7 @@
 Invariants held by the database, not only by code:
 - one annotation per (item, annotator) and one assignment per (item, annotator);
 - ``Item.taken`` (live assignments: unexpired active + submitted) never exceeds the overlap: it is
-  only raised by a conditional ``UPDATE ... WHERE taken < overlap`` (see ``services``);
+  only raised by a conditional ``UPDATE ... WHERE taken < overlap`` (see ``services.queue``);
 - states come from fixed sets (check constraints).
 
 A ranking is stored as groups of response indices, best first; a group of several indices is a
