@@ -37,8 +37,9 @@ def ranking_from_scores(scores: Sequence[float], *, higher_is_better: bool = Tru
     return [by[k] for k in keys]
 
 
-def validate_ranking(ranking: object, k: int) -> Ranking:
-    """A well-formed ranking of exactly the indices 0..k-1 (raises ValueError otherwise)."""
+def validate_ranking(ranking: object, k: int, *, complete: bool = True) -> Ranking:
+    """A well-formed ranking of exactly the indices 0..k-1 (raises ValueError otherwise); with
+    ``complete=False`` (a draft) some may be missing, but none is placed twice."""
     if not isinstance(ranking, list) or not ranking:
         raise ValueError("the ranking must be a non-empty list of groups")
     seen: list[int] = []
@@ -51,8 +52,10 @@ def validate_ranking(ranking: object, k: int) -> Ranking:
                 raise ValueError(f"response index {idx!r} is out of range")
         seen.extend(group)
         out.append(list(group))
-    if sorted(seen) != list(range(k)):
+    if complete and sorted(seen) != list(range(k)):
         raise ValueError(f"the ranking must place each of the {k} responses exactly once")
+    if len(set(seen)) != len(seen):
+        raise ValueError("the ranking places a response more than once")
     return out
 
 

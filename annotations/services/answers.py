@@ -180,11 +180,17 @@ def answer_clean(project: Project, item: Item, answer: AnswerInput, *, final: bo
 
 
 def _clean_ranking(raw: list[list[str]], ids: dict[str, int], *, final: bool) -> quality.Ranking:
-    """Ids to indices, empty groups dropped; a final ranking places each response once."""
+    """Ids to indices, empty groups dropped; a final ranking places each response once, a draft
+    places each at most once."""
+    if len(raw) > len(ids):  # a draft with 10,000 groups was stored as it came
+        raise InvalidAnswer(f"Invalid ranking: more groups than the {len(ids)} responses.")
     try:
         ranking = [[_index_of(rid, ids) for rid in group] for group in raw]
         ranking = [group for group in ranking if group]
-        return quality.validate_ranking(ranking, len(ids)) if final else ranking
+        if not final and not ranking:
+            return ranking  # a draft may have no ranking yet
+        # A draft may be partial, never malformed: each response at most once.
+        return quality.validate_ranking(ranking, len(ids), complete=final)
     except ValueError as exc:
         raise InvalidAnswer(f"Invalid ranking: {exc}.") from None
 

@@ -135,3 +135,25 @@ def test_a_well_formed_answer_is_still_checked_against_the_item(
     with pytest.raises(ApplicationError) as caught:
         answer_clean(a.project, a.item, answer, final=True)
     assert (caught.value.message, caught.value.code) == (message, code)
+
+
+def test_a_draft_may_be_partial_but_never_malformed(task) -> None:
+    """Drafts are validated like submissions, except that responses may be missing: a draft
+    that submit would reject as malformed (a response twice, more groups than responses) is
+    refused and nothing is stored."""
+    a, ids = task
+    partial = AnswerInput(ranking=[[ids[1]], [], [ids[0]]])
+    assert answer_clean(a.project, a.item, partial, final=False).ranking == [[1], [0]]
+    for ranking, message in [
+        ([[ids[0]], [ids[0]]], "more than once"),
+        ([[ids[0], ids[0]]], "more than once"),
+        ([[ids[0]]] * 10_000, "more groups than the 3 responses"),
+    ]:
+        with pytest.raises(ApplicationError, match=message):
+            answer_clean(a.project, a.item, AnswerInput(ranking=ranking), final=False)
+        with pytest.raises(ApplicationError):
+            services.annotation_save_draft(
+                assignment=a, annotator=a.annotator, data=AnswerInput(ranking=ranking)
+            )
+    a.refresh_from_db()
+    assert not a.item.annotations.exists()
