@@ -20,15 +20,15 @@ def sampling_weights_write(
     votes; models without votes get a wide prior variance, hence high weight, so new models
     are explored first. Returns the number of pairs written.
     """
-    cc = counts
-    pks = sorted(set(arena_pks) | (set((*cc.a.tolist(), *cc.b.tolist())) if cc else set()))
+    voted = set((*counts.a.tolist(), *counts.b.tolist())) if counts is not None else set()
+    pks = sorted(set(arena_pks) | voted)
     if len(pks) < 2:
         return 0
     index = {pk: k for k, pk in enumerate(pks)}
-    if cc is not None:
+    if counts is not None:
         vote_counts = VoteCounts.from_counts(
-            len(pks), [index[int(x)] for x in cc.a], [index[int(x)] for x in cc.b],
-            cc.outcome, cc.votes,
+            len(pks), [index[int(x)] for x in counts.a], [index[int(x)] for x in counts.b],
+            counts.outcome, counts.votes,
         )  # fmt: skip
     else:
         vote_counts = VoteCounts.from_counts(len(pks), [], [], [], [])
