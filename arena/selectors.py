@@ -12,7 +12,7 @@ from django.db import connection
 from numpy.typing import NDArray
 
 from arena.counts import copy_rows
-from arena.models import Battle, Response, Turn, Vote
+from arena.models import LLM, Battle, Response, Turn, Vote
 from arena.rendering import render_markdown
 from arena.services import parse_public_id
 from core.errors import NotFound
@@ -169,3 +169,28 @@ def _ids_outside(lo: int, hi: int, gaps: NDArray[np.int64]) -> tuple[NDArray[np.
 def battles_known(*, public_ids: list[uuid.UUID]) -> set[uuid.UUID]:
     """Which of ``public_ids`` are stored battles (an import skips them)."""
     return set(Battle.objects.filter(public_id__in=public_ids).values_list("public_id", flat=True))
+
+
+# --- models and flagged votes (the leaderboard's reads) ------------------------------------------
+
+
+def llms_by_pk(pks: list[int]) -> dict[int, LLM]:
+    """The LLMs with the given pks (unknown pks are simply absent)."""
+    return {m.pk: m for m in LLM.objects.filter(pk__in=pks)}
+
+
+def llm_pks_for_arena() -> list[int]:
+    """Pks of the models the arena may sample."""
+    return list(LLM.objects.for_arena().values_list("pk", flat=True))
+
+
+def flagged_vote_categories() -> list[list[str]]:
+    """The battle categories of each flagged vote of an anonymous battle (flagged votes are few:
+    only they are read)."""
+    rows = (
+        Vote.objects.filter(battle__mode=Battle.Mode.ANONYMOUS)
+        .exclude(flags=[])
+        .exclude(flags__isnull=True)
+        .values_list("battle__categories", flat=True)
+    )
+    return [list(cats or []) for cats in rows]

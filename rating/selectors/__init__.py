@@ -1,18 +1,16 @@
 """Reads for the leaderboard, split by concern: ``snapshots`` (stored boards, category labels),
-``counts`` (the vote counts, the models, head-to-head records), ``votes`` (every vote as
+``counts`` (the vote counts, flagged votes, head-to-head records), ``votes`` (every vote as
 engine-ready arrays, for the full recompute) and ``annotation_source`` (annotators' rankings
 as weighted pairs)."""
 
 from rating.selectors.annotation_source import annotation_pairs
 from rating.selectors.counts import (
     CategoryCounts,
-    arena_model_pks,
     category_counts,
     counts_by_category,
     counts_versions,
     flagged_by_category,
     head_to_head,
-    models_by_id,
 )
 from rating.selectors.snapshots import (
     CATEGORY_LABELS,
@@ -32,7 +30,6 @@ __all__ = [
     "CategoryCounts",
     "VoteArrays",
     "annotation_pairs",
-    "arena_model_pks",
     "arena_vote_arrays",
     "category_counts",
     "category_label",
@@ -41,7 +38,6 @@ __all__ = [
     "counts_versions",
     "flagged_by_category",
     "head_to_head",
-    "models_by_id",
     "snapshot_categories",
     "snapshot_latest",
     "snapshot_versions",

@@ -1,4 +1,6 @@
-"""Reads of the vote counts (what the plain boards are fitted on) and of the models."""
+"""Reads of the vote counts (what the plain boards are fitted on): fingerprints, cells per
+category, flagged votes, a model's head-to-head record. The tables are read through
+``arena.counts`` and ``arena.selectors``."""
 
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.db.models import Sum
 from numpy.typing import NDArray
 
-from arena.counts import CountCells, table_cells
-from arena.models import LLM, Battle, Vote, VoteCount
+from arena.counts import CountCells, counts_of_model, counts_totals, table_cells
+from arena.models import LLM
+from arena.selectors import flagged_vote_categories, llms_by_pk
 
 
 def counts_versions() -> dict[str, int]:
@@ -20,10 +22,7 @@ def counts_versions() -> dict[str, int]:
     Increments only ever add, so a new counted vote changes the sum of exactly the categories
     it counts in; a rebuild that corrects drift changes the sums of the categories it touched.
     """
-    rows = (
-        VoteCount.objects.values("category").annotate(n=Sum("count")).values_list("category", "n")
-    )
-    return {c: int(n or 0) for c, n in rows if n}
+    return counts_totals()
 
 
 @dataclass(frozen=True)
@@ -74,41 +73,25 @@ def category_counts(cells: CountCells) -> dict[str, CategoryCounts]:
 def flagged_by_category() -> dict[str, int]:
     """Flagged anonymous votes per category (flagged votes are few: only they are read)."""
     counter: Counter[str] = Counter()
-    rows = (
-        Vote.objects.filter(battle__mode=Battle.Mode.ANONYMOUS)
-        .exclude(flags=[])
-        .exclude(flags__isnull=True)
-        .values_list("battle__categories", flat=True)
-    )
-    for cats in rows:
-        counter.update({"all", *(cats or [])})
+    for cats in flagged_vote_categories():
+        counter.update({"all", *cats})
     return dict(counter)
 
 
-# --- models -------------------------------------------------------------------------------------
-
-
-def models_by_id(ids: list[int]) -> dict[int, LLM]:
-    """The LLMs with the given pks (missing pks are simply absent)."""
-    return {m.pk: m for m in LLM.objects.filter(pk__in=ids)}
-
-
-def arena_model_pks() -> list[int]:
-    """Pks of the models the arena may sample (they get sampling weights even without votes)."""
-    return list(LLM.objects.for_arena().values_list("pk", flat=True))
+# --- model detail -------------------------------------------------------------------------------
 
 
 def head_to_head(llm: LLM, *, category: str = "all") -> list[dict[str, Any]]:
     """Record of ``llm`` against each opponent from the counts: wins, losses, ties, both bad."""
     record: dict[int, Counter[str]] = defaultdict(Counter)
-    cells = VoteCount.objects.filter(category=category, count__gt=0)
-    for b, outcome, n in cells.filter(model_a=llm).values_list("model_b_id", "outcome", "count"):
+    as_a, as_b = counts_of_model(llm.pk, category=category)
+    for b, outcome, n in as_a:
         key = {"a": "wins", "b": "losses", "tie": "ties", "both_bad": "both_bad"}[outcome]
         record[b][key] += n
-    for a, outcome, n in cells.filter(model_b=llm).values_list("model_a_id", "outcome", "count"):
+    for a, outcome, n in as_b:
         key = {"a": "losses", "b": "wins", "tie": "ties", "both_bad": "both_bad"}[outcome]
         record[a][key] += n
-    opponents = models_by_id(list(record))
+    opponents = llms_by_pk(list(record))
     out = []
     for pk, c in record.items():
         opp = opponents.get(pk)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from arena.counts import CountCells, counts_rebuild_cells
-from arena.selectors import vote_ids_since
+from arena.selectors import llm_pks_for_arena, llms_by_pk, vote_ids_since
 from rating import selectors
 from rating.engine import RatingError, leaderboard
 from rating.engine.threads import one_blas_thread
@@ -192,8 +192,8 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
 
     rated = arrays if bool(arrays.anonymous.all()) else arrays.select(arrays.anonymous)
     pks_seen = set(np.unique(np.concatenate([rated.model_a, rated.model_b])).tolist())
-    arena_pks = set(selectors.arena_model_pks())
-    llms = selectors.models_by_id(sorted(pks_seen | arena_pks))
+    arena_pks = set(llm_pks_for_arena())
+    llms = llms_by_pk(sorted(pks_seen | arena_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
     flagged = {cat: int((mask & rated.flagged).sum()) for cat, mask in rated.categories.items()}
 
@@ -249,7 +249,7 @@ def _annotation_snapshots(version: int) -> list[LeaderboardSnapshot]:
         return []
     a, b, o, w = (np.asarray(x) for x in pairs)
     pks, ia, ib = model_index(a.astype(np.int64), b.astype(np.int64))
-    llms = selectors.models_by_id([int(p) for p in pks])
+    llms = llms_by_pk([int(p) for p in pks])
     names = [llms[int(p)].slug if int(p) in llms else str(p) for p in pks]
     board = leaderboard(
         names, ia, ib, o, weights=w, ci=interval_method(), mean_score=MEAN_SCORE, seed=0

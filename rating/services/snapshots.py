@@ -21,6 +21,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from arena.models import LLM
+from arena.selectors import llms_by_pk
 from rating import selectors
 from rating.engine import Leaderboard, StyleFeatures, VoteCounts, leaderboard
 from rating.engine.leaderboard import to_plain
@@ -293,7 +294,7 @@ def _refresh(changed: list[str], emptied: list[str]) -> list[LeaderboardSnapshot
     by_cat = selectors.counts_by_category(changed)
     flagged = selectors.flagged_by_category()
     all_pks = {int(p) for cc in by_cat.values() for p in (*cc.a, *cc.b)}
-    llms = selectors.models_by_id(sorted(all_pks))
+    llms = llms_by_pk(sorted(all_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
     snaps = []
     with one_blas_thread():

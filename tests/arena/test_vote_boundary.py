@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.db.models import Sum
 
-from arena import selectors, services
+from arena import counts, selectors, services
 from arena.models import LLM, Battle, PairSamplingWeight, Response, Turn, Vote, VoteCount
 from core.errors import ApplicationError
 from tests.arena.factories import battle_with_turn, demo_models, voter
@@ -152,3 +152,36 @@ def test_imported_models_are_created_inactive_once():
     assert not (new.active or new.use_in_arena or new.use_in_annotation)
     again, created = services.llms_create_imported(names=names)
     assert created == 0 and again == found
+
+
+def test_model_reads_by_pk_and_for_the_arena():
+    a, b, c = demo_models(3)
+    c.use_in_arena = False
+    c.save(update_fields=["use_in_arena"])
+    assert selectors.llms_by_pk([a.pk, c.pk, c.pk + 100]) == {a.pk: a, c.pk: c}
+    assert sorted(selectors.llm_pks_for_arena()) == sorted([a.pk, b.pk])
+
+
+def test_flagged_vote_categories_of_anonymous_battles_only():
+    first, second, third = _votes(3)
+    Battle.objects.filter(pk=first.battle_id).update(categories=["all", "coding"])
+    Battle.objects.filter(pk=third.battle_id).update(mode=Battle.Mode.NAMED)
+    services.votes_flag(vote_ids=[first.pk, third.pk], flag="moderated")
+    assert selectors.flagged_vote_categories() == [["all", "coding"]]
+
+
+def test_count_totals_and_one_models_cells():
+    a, b, c = demo_models(3)
+    VoteCount.objects.bulk_create(
+        [
+            VoteCount(category="all", model_a=a, model_b=b, outcome="a", count=3),
+            VoteCount(category="all", model_a=c, model_b=a, outcome="tie", count=2),
+            VoteCount(category="all", model_a=b, model_b=c, outcome="b", count=0),
+            VoteCount(category="coding", model_a=a, model_b=b, outcome="b", count=1),
+            VoteCount(category="gone", model_a=a, model_b=b, outcome="b", count=0),
+        ]
+    )
+    assert counts.counts_totals() == {"all": 5, "coding": 1}
+    as_a, as_b = counts.counts_of_model(a.pk, category="all")
+    assert (as_a, as_b) == ([(b.pk, "a", 3)], [(c.pk, "tie", 2)])
+    assert counts.counts_of_model(c.pk, category="all") == ([(a.pk, "tie", 2)], [])
