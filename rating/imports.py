@@ -196,8 +196,8 @@ def _response(
         # conv_metadata holds whole-conversation totals: put them on turn 0.
         feats = meta if first_turn else (0, 0, 0, 0)
     else:
-        f = style_features(text)
-        feats = (f.length, f.header_count, f.list_count, f.bold_count)
+        found = style_features(text)
+        feats = (found.length, found.header_count, found.list_count, found.bold_count)
     return Response(
         turn=turn, side=side, text=text, state=Response.State.DONE, length=feats[0],
         header_count=feats[1], list_count=feats[2], bold_count=feats[3],

@@ -224,7 +224,7 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
     ]  # fmt: skip
     version_all = by_cat["all"].total if "all" in by_cat else 0
     annotation = _annotation_snapshots(version_all)
-    snapshots_write(snaps + annotation, kind="full")
+    snapshots_write(snapshots=snaps + annotation, kind="full")
     plain_all = next((f for f in fits if f.category == "all" and not f.style_control), None)
     n_weights = sampling_weights_write(
         counts=by_cat.get("all"), fit=plain_all, arena_pks=sorted(arena_pks)

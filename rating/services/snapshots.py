@@ -211,12 +211,12 @@ def snapshots_write(
         payload = [
             (s.source, s.category, s.style_control, s.computed_at.isoformat()) for s in snapshots
         ]
-        transaction.on_commit(lambda: snapshots_push(payload), robust=True)
+        transaction.on_commit(lambda: snapshots_push(payload=payload), robust=True)
     SNAPSHOTS_WRITTEN.labels(kind=kind).inc(len(snapshots))
     return snapshots
 
 
-def snapshots_push(payload: list[tuple[str, str, bool, str]]) -> None:
+def snapshots_push(*, payload: list[tuple[str, str, bool, str]]) -> None:
     """Tell open leaderboard pages that new snapshots exist (one frame per snapshot).
 
     The frame is the page's own ``live`` partial as an out-of-band swap; the page script
@@ -308,4 +308,4 @@ def _refresh(changed: list[str], emptied: list[str]) -> list[LeaderboardSnapshot
         if cat not in by_cat:
             fit = Fit(cat, False, empty_board(), [], flagged.get(cat, 0))
             snaps.append(snapshot_build(fit, trigger="live", version=0, llms=llms))
-    return snapshots_write(snaps, kind="live")
+    return snapshots_write(snapshots=snaps, kind="live")
