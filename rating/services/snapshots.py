@@ -80,7 +80,9 @@ def model_index(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return pks, lookup[a], lookup[b]
 
 
-def fit_counts(cc: selectors.CategoryCounts, slugs: dict[int, str]) -> tuple[Leaderboard, list]:
+def fit_counts(
+    cc: selectors.CategoryCounts, slugs: dict[int, str]
+) -> tuple[Leaderboard, list[int]]:
     """Plain BT board of one category's counts; returns the board and its models' pks."""
     pks, ia, ib = model_index(cc.a, cc.b)
     counts = VoteCounts.from_counts(len(pks), ia, ib, cc.outcome, cc.votes)
@@ -91,7 +93,7 @@ def fit_counts(cc: selectors.CategoryCounts, slugs: dict[int, str]) -> tuple[Lea
 
 def fit_votes(
     arrays: selectors.VoteArrays, mask: np.ndarray, slugs: dict[int, str], *, style: bool
-) -> tuple[Leaderboard, list]:
+) -> tuple[Leaderboard, list[int]]:
     """Board of the votes where ``mask`` is true (style-controlled when ``style``)."""
     every = bool(mask.all())
 
