@@ -3,7 +3,7 @@
 Invariants held by the database, not only by code:
 - one annotation per (item, annotator) and one assignment per (item, annotator);
 - ``Item.taken`` (live assignments: unexpired active + submitted) never exceeds the overlap: it is
-  only raised by a conditional ``UPDATE ... WHERE taken < overlap`` (see ``services``);
+  only raised by a conditional ``UPDATE ... WHERE taken < overlap`` (see ``services.queue``);
 - states come from fixed sets (check constraints).
 
 A ranking is stored as groups of response indices, best first; a group of several indices is a
@@ -12,6 +12,7 @@ tie: ``[[2], [0, 1]]`` means response 2 is best and responses 0 and 1 are tied b
 
 from __future__ import annotations
 
+import random
 import uuid
 from typing import Any
 
@@ -27,40 +28,57 @@ from arena.models import LLM
 
 MAX_K = 10
 LABEL_KINDS = ("likert", "yesno")
+LABEL_KEYS = {"name", "kind", "label", "min", "max", "help"}
+MAX_LABEL_NAME_CHARS = 40
+MAX_LIKERT_POINTS = 21
 
 
 def validate_label_schema(value: Any) -> None:
-    """A list of ``{"name", "kind": "likert"|"yesno", "label"?, "min"?, "max"?, "help"?}``."""
+    """A list of ``{"name", "kind": "likert"|"yesno", "label"?, "min"?, "max"?, "help"?}``.
+
+    Names are unique short identifiers; a likert label has integer ``min`` (default 1) and
+    ``max``, at most 21 points; a yes/no label has neither. Raises ``ValidationError`` naming the
+    first bad label.
+    """
     if not isinstance(value, list):
         raise ValidationError("The label schema must be a JSON list of label definitions.")
     seen: set[str] = set()
     for i, spec in enumerate(value):
         where = f"label {i + 1}"
-        if not isinstance(spec, dict):
-            raise ValidationError(f"{where}: must be an object.")
-        unknown = set(spec) - {"name", "kind", "label", "min", "max", "help"}
-        if unknown:
-            raise ValidationError(f"{where}: unknown keys {sorted(unknown)}.")
-        name = spec.get("name")
-        if not isinstance(name, str) or not name.isidentifier() or len(name) > 40:
-            raise ValidationError(f"{where}: 'name' must be a short identifier.")
+        name = _label_name(spec, where)
         if name in seen:
             raise ValidationError(f"{where}: duplicate name {name!r}.")
         seen.add(name)
-        kind = spec.get("kind")
-        if kind not in LABEL_KINDS:
-            raise ValidationError(f"{where}: 'kind' must be one of {', '.join(LABEL_KINDS)}.")
-        if kind == "likert":
-            lo, hi = spec.get("min", 1), spec.get("max")
-            if not isinstance(lo, int) or not isinstance(hi, int) or isinstance(hi, bool):
-                raise ValidationError(f"{where}: a likert label needs integer 'min' and 'max'.")
-            if not (hi > lo and hi - lo <= 20):
-                raise ValidationError(f"{where}: 'max' must be above 'min' (at most 21 points).")
-        elif "min" in spec or "max" in spec:
-            raise ValidationError(f"{where}: a yes/no label takes no 'min'/'max'.")
+        _check_label_kind(spec, where)
         for key in ("label", "help"):
             if key in spec and not isinstance(spec[key], str):
                 raise ValidationError(f"{where}: {key!r} must be text.")
+
+
+def _label_name(spec: Any, where: str) -> str:
+    if not isinstance(spec, dict):
+        raise ValidationError(f"{where}: must be an object.")
+    unknown = set(spec) - LABEL_KEYS
+    if unknown:
+        raise ValidationError(f"{where}: unknown keys {sorted(unknown)}.")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.isidentifier() or len(name) > MAX_LABEL_NAME_CHARS:
+        raise ValidationError(f"{where}: 'name' must be a short identifier.")
+    return name
+
+
+def _check_label_kind(spec: dict[str, Any], where: str) -> None:
+    kind = spec.get("kind")
+    if kind not in LABEL_KINDS:
+        raise ValidationError(f"{where}: 'kind' must be one of {', '.join(LABEL_KINDS)}.")
+    if kind == "likert":
+        lo, hi = spec.get("min", 1), spec.get("max")
+        if not isinstance(lo, int) or not isinstance(hi, int) or isinstance(hi, bool):
+            raise ValidationError(f"{where}: a likert label needs integer 'min' and 'max'.")
+        if not (hi > lo and hi - lo < MAX_LIKERT_POINTS):
+            raise ValidationError(f"{where}: 'max' must be above 'min' (at most 21 points).")
+    elif "min" in spec or "max" in spec:
+        raise ValidationError(f"{where}: a yes/no label takes no 'min'/'max'.")
 
 
 def label_bounds(spec: dict[str, Any]) -> tuple[int, int]:
@@ -140,6 +158,13 @@ class Project(models.Model):
     @property
     def labels(self) -> list[dict[str, Any]]:
         return list(self.label_schema or [])
+
+    def new_display_order(self) -> list[int]:
+        """Response indices in the order a new assignment shows them (shuffled when blind)."""
+        order = list(range(self.k))
+        if self.blind:
+            random.shuffle(order)
+        return order
 
 
 class Invitation(models.Model):

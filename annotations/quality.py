@@ -37,8 +37,9 @@ def ranking_from_scores(scores: Sequence[float], *, higher_is_better: bool = Tru
     return [by[k] for k in keys]
 
 
-def validate_ranking(ranking: object, k: int) -> Ranking:
-    """A well-formed ranking of exactly the indices 0..k-1 (raises ValueError otherwise)."""
+def validate_ranking(ranking: object, k: int, *, complete: bool = True) -> Ranking:
+    """A well-formed ranking of exactly the indices 0..k-1 (raises ValueError otherwise); with
+    ``complete=False`` (a draft) some may be missing, but none is placed twice."""
     if not isinstance(ranking, list) or not ranking:
         raise ValueError("the ranking must be a non-empty list of groups")
     seen: list[int] = []
@@ -51,8 +52,10 @@ def validate_ranking(ranking: object, k: int) -> Ranking:
                 raise ValueError(f"response index {idx!r} is out of range")
         seen.extend(group)
         out.append(list(group))
-    if sorted(seen) != list(range(k)):
+    if complete and sorted(seen) != list(range(k)):
         raise ValueError(f"the ranking must place each of the {k} responses exactly once")
+    if len(set(seen)) != len(seen):
+        raise ValueError("the ranking places a response more than once")
     return out
 
 
@@ -172,40 +175,56 @@ def ranked_pairs(
     largest margin down unless they would close a cycle. The result groups, layer by layer, the
     indices no locked edge separates; equal margins are broken by index for determinism.
     """
+    margin = _pairwise_margins(rankings, n, weights)
+    pairs = sorted(
+        ((margin[i][j], i, j) for i in range(n) for j in range(n) if margin[i][j] > 0),
+        key=lambda t: (-t[0], t[1], t[2]),
+    )
+    locked: dict[int, set[int]] = {i: set() for i in range(n)}
+    for _m, i, j in pairs:
+        if not _reaches(locked, j, i):
+            locked[i].add(j)
+    return _layers(locked, n)
+
+
+def _pairwise_margins(
+    rankings: Sequence[Ranking], n: int, weights: Sequence[float] | None
+) -> list[list[float]]:
+    """``margin[i][j]``: the weight of rankings placing i above j, minus those placing j above i."""
     w = list(weights) if weights is not None else [1.0] * len(rankings)
     margin = [[0.0] * n for _ in range(n)]
     for ranking, weight in zip(rankings, w, strict=True):
         r = ranks(ranking, n)
         for i, j in combinations(range(n), 2):
             if r[i] < r[j]:
-                margin[i][j] += weight
-                margin[j][i] -= weight
+                better, worse = i, j
             elif r[j] < r[i]:
-                margin[j][i] += weight
-                margin[i][j] -= weight
-    pairs = sorted(
-        ((margin[i][j], i, j) for i in range(n) for j in range(n) if margin[i][j] > 0),
-        key=lambda t: (-t[0], t[1], t[2]),
-    )
-    locked: dict[int, set[int]] = {i: set() for i in range(n)}
+                better, worse = j, i
+            else:  # tied, or either unranked (NaN)
+                continue
+            margin[better][worse] += weight
+            margin[worse][better] -= weight
+    return margin
 
-    def reaches(src: int, dst: int) -> bool:
-        stack, seen = [src], set()
-        while stack:
-            node = stack.pop()
-            if node == dst:
-                return True
-            if node not in seen:
-                seen.add(node)
-                stack.extend(locked[node])
-        return False
 
-    for _m, i, j in pairs:
-        if not reaches(j, i):
-            locked[i].add(j)
+def _reaches(edges: dict[int, set[int]], src: int, dst: int) -> bool:
+    """Whether a path of ``edges`` leads from ``src`` to ``dst``."""
+    stack, seen = [src], set()
+    while stack:
+        node = stack.pop()
+        if node == dst:
+            return True
+        if node not in seen:
+            seen.add(node)
+            stack.extend(edges[node])
+    return False
+
+
+def _layers(edges: dict[int, set[int]], n: int) -> Ranking:
+    """The nodes of an acyclic graph, layer by layer: first those nothing points to."""
     indegree = {i: 0 for i in range(n)}
     for i in range(n):
-        for j in locked[i]:
+        for j in edges[i]:
             indegree[j] += 1
     remaining = set(range(n))
     out: Ranking = []
@@ -214,7 +233,7 @@ def ranked_pairs(
         out.append(layer)
         for i in layer:
             remaining.discard(i)
-            for j in locked[i]:
+            for j in edges[i]:
                 indegree[j] -= 1
     return out
 

@@ -198,6 +198,46 @@ def project_quality(project: Project) -> ProjectQuality:
             "annotator__username", "item__is_gold", "item__gold_ranking",
         )
     )  # fmt: skip
+    stats, times, by_item = _tally_annotators(rows, k)
+    agreement = _Agreement()
+    for item_id, anns in by_item.items():
+        agreement.add_item(item_id, anns, k, stats)
+        for spec in project.labels:
+            agreement.add_label(spec, anns, k)
+    per_label = {
+        spec["name"]: {
+            "alpha": quality.krippendorff_alpha(
+                agreement.label_units[spec["name"]],
+                "ordinal" if spec["kind"] == "likert" else "nominal",
+            ),
+            "w": (
+                quality.mean(agreement.label_ws[spec["name"]])
+                if spec["kind"] == "likert"
+                else math.nan
+            ),
+        }
+        for spec in project.labels
+    }
+    for s in stats.values():
+        s.gold_tau = quality.mean(s._gold_taus)
+        s.consensus_tau = quality.mean(s._cons_taus)
+        s.trust = quality.trust_score(s._gold_taus, s._cons_taus)
+        t = sorted(times[s.user_id])
+        s.median_seconds = t[len(t) // 2] / 1000 if t else math.nan
+    return ProjectQuality(
+        alpha=quality.krippendorff_alpha(agreement.units, "ordinal"),
+        w=quality.mean(agreement.ws),
+        per_label=per_label,
+        annotators=sorted(stats.values(), key=lambda s: (-s.submitted, s.username)),
+        consensus=agreement.consensus,
+    )
+
+
+def _tally_annotators(
+    rows: list[Annotation], k: int
+) -> tuple[dict[int, AnnotatorStats], dict[int, list[int]], dict[int, list[Annotation]]]:
+    """Per annotator: counts and gold scores, and their times; per non-gold item: the
+    annotations that count towards agreement (submitted, not rejected)."""
     stats: dict[int, AnnotatorStats] = {}
     times: dict[int, list[int]] = defaultdict(list)
     by_item: dict[int, list[Annotation]] = defaultdict(list)
@@ -214,66 +254,62 @@ def project_quality(project: Project) -> ProjectQuality:
         if a.review == Annotation.Review.REJECTED:
             s.rejected += 1
         if a.item.is_gold and a.item.gold_ranking:
-            gold = a.item.gold_ranking
-            s.gold_answers += 1
-            s._gold_taus.append(
-                quality.kendall_tau(quality.ranks(a.ranking, k), quality.ranks(gold, k))
-            )
-            s.gold_accuracy = (
-                (0 if math.isnan(s.gold_accuracy) else s.gold_accuracy * (s.gold_answers - 1))
-                + quality.top_choice_correct(a.ranking, gold)
-            ) / s.gold_answers
+            _add_gold_answer(s, a.ranking, a.item.gold_ranking, k)
         elif a.review != Annotation.Review.REJECTED:
             by_item[a.item_id].append(a)
-    consensus: dict[int, quality.Ranking] = {}
-    units: list[list[float]] = []
-    ws: list[float] = []
-    label_units: dict[str, list[list[float | None]]] = defaultdict(list)
-    label_ws: dict[str, list[float]] = defaultdict(list)
-    for item_id, anns in by_item.items():
+    return stats, times, by_item
+
+
+def _add_gold_answer(
+    s: AnnotatorStats, ranking: quality.Ranking, gold: quality.Ranking, k: int
+) -> None:
+    s.gold_answers += 1
+    s._gold_taus.append(quality.kendall_tau(quality.ranks(ranking, k), quality.ranks(gold, k)))
+    s.gold_accuracy = (
+        (0 if math.isnan(s.gold_accuracy) else s.gold_accuracy * (s.gold_answers - 1))
+        + quality.top_choice_correct(ranking, gold)
+    ) / s.gold_answers
+
+
+@dataclass
+class _Agreement:
+    """What the agreement figures are computed from, gathered item by item."""
+
+    consensus: dict[int, quality.Ranking] = field(default_factory=dict)
+    units: list[list[float]] = field(default_factory=list)  # one per (item, response)
+    ws: list[float] = field(default_factory=list)  # Kendall's W per item
+    label_units: dict[str, list[list[float | None]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    label_ws: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+    def add_item(
+        self, item_id: int, anns: list[Annotation], k: int, stats: dict[int, AnnotatorStats]
+    ) -> None:
+        """The item's consensus and rank agreement; each annotator's tau against the consensus."""
         rankings = [a.ranking for a in anns]
-        consensus[item_id] = quality.ranked_pairs(rankings, k)
+        self.consensus[item_id] = quality.ranked_pairs(rankings, k)
         matrix = [quality.ranks(r, k) for r in rankings]
-        units.extend([[row[j] for row in matrix] for j in range(k)])
+        self.units.extend([[row[j] for row in matrix] for j in range(k)])
         if len(anns) >= 2:
-            ws.append(quality.kendall_w(matrix))
-            cons_ranks = quality.ranks(consensus[item_id], k)
+            self.ws.append(quality.kendall_w(matrix))
+            cons_ranks = quality.ranks(self.consensus[item_id], k)
             for a, row in zip(anns, matrix, strict=True):
                 stats[a.annotator_id]._cons_taus.append(quality.kendall_tau(row, cons_ranks))
-        for spec in project.labels:
-            name = spec["name"]
-            per_resp = [[_label_value(a.labels, j, name) for a in anns] for j in range(k)]
-            label_units[name].extend(per_resp)
-            if len(anns) >= 2 and spec["kind"] == "likert":
-                cols = [[per_resp[j][i] for j in range(k)] for i in range(len(anns))]
-                if all(v is not None for col in cols for v in col):
-                    label_ws[name].append(
-                        quality.kendall_w(
-                            [quality.ranks(quality.ranking_from_scores(c), k) for c in cols]  # type: ignore[arg-type]
-                        )
+
+    def add_label(self, spec: dict[str, Any], anns: list[Annotation], k: int) -> None:
+        """One label's values on the item; W over a likert label's implied rankings."""
+        name = spec["name"]
+        per_resp = [[_label_value(a.labels, j, name) for a in anns] for j in range(k)]
+        self.label_units[name].extend(per_resp)
+        if len(anns) >= 2 and spec["kind"] == "likert":
+            cols = [[per_resp[j][i] for j in range(k)] for i in range(len(anns))]
+            if all(v is not None for col in cols for v in col):
+                self.label_ws[name].append(
+                    quality.kendall_w(
+                        [quality.ranks(quality.ranking_from_scores(c), k) for c in cols]  # type: ignore[arg-type]
                     )
-    per_label = {
-        spec["name"]: {
-            "alpha": quality.krippendorff_alpha(
-                label_units[spec["name"]], "ordinal" if spec["kind"] == "likert" else "nominal"
-            ),
-            "w": quality.mean(label_ws[spec["name"]]) if spec["kind"] == "likert" else math.nan,
-        }
-        for spec in project.labels
-    }
-    for s in stats.values():
-        s.gold_tau = quality.mean(s._gold_taus)
-        s.consensus_tau = quality.mean(s._cons_taus)
-        s.trust = quality.trust_score(s._gold_taus, s._cons_taus)
-        t = sorted(times[s.user_id])
-        s.median_seconds = t[len(t) // 2] / 1000 if t else math.nan
-    return ProjectQuality(
-        alpha=quality.krippendorff_alpha(units, "ordinal"),
-        w=quality.mean(ws),
-        per_label=per_label,
-        annotators=sorted(stats.values(), key=lambda s: (-s.submitted, s.username)),
-        consensus=consensus,
-    )
+                )
 
 
 def _label_value(labels: dict[str, Any], index: int, name: str) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from arena.models import Battle, Vote, VoteCount
@@ -241,6 +242,25 @@ def table_cells(categories: list[str] | None = None) -> CountCells:
     return out
 
 
+def counts_totals() -> dict[str, int]:
+    """The sum of each category's counts, for categories whose sum is positive (one scan)."""
+    rows = (
+        VoteCount.objects.values("category").annotate(n=Sum("count")).values_list("category", "n")
+    )
+    return {c: int(n or 0) for c, n in rows if n}
+
+
+def counts_of_model(
+    llm_id: int, *, category: str
+) -> tuple[list[tuple[int, str, int]], list[tuple[int, str, int]]]:
+    """Positive cells of one model in one category as (opponent pk, outcome, count): first
+    those where it was model A, then those where it was model B."""
+    cells = VoteCount.objects.filter(category=category, count__gt=0)
+    as_a = list(cells.filter(model_a_id=llm_id).values_list("model_b_id", "outcome", "count"))
+    as_b = list(cells.filter(model_b_id=llm_id).values_list("model_a_id", "outcome", "count"))
+    return as_a, as_b
+
+
 def copy_rows(sql: str, params: list[Any] | None = None) -> list[list[bytes | None]]:
     """PostgreSQL: ``COPY (sql) TO STDOUT (FORMAT binary)``, each row as raw field bytes.
 
@@ -422,8 +442,10 @@ def _chunks(items: list[int], size: int) -> Iterable[list[int]]:
 __all__ = [
     "CountCells",
     "counts_add_vote",
+    "counts_of_model",
     "counts_rebuild",
     "counts_rebuild_cells",
+    "counts_totals",
     "copy_rows",
     "recount",
     "table_cells",

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hmac
+import uuid
 from dataclasses import dataclass
 
+import numpy as np
 from django.core.cache import cache
+from django.db import connection
+from numpy.typing import NDArray
 
-from arena.models import Battle, Response, Turn
+from arena.counts import copy_rows
+from arena.models import LLM, Battle, Response, Turn, Vote
 from arena.rendering import render_markdown
 from arena.services import parse_public_id
 from core.errors import NotFound
+from core.pgcopy import int_array
 
 
 def rendered(response: Response) -> str:
@@ -99,3 +105,92 @@ def socket_last_turn(public_id: str, voter: str) -> tuple[int, str, list[Row], b
     voted = rows[0][6] == Battle.State.VOTED
     responses = [(str(p), side, attempt, state) for p, side, attempt, state, *_ in rows]
     return rows[0][4], str(uid), responses, voted
+
+
+# --- vote ids (the rating recompute's count catch-up) --------------------------------------------
+
+_IDS_PER_COPY_ROW = 131072  # ids per array row of the COPY (see arena.counts.copy_rows)
+_MAX_GAPS = 50_000  # above this many id gaps, reading every id is the cheaper check
+
+
+def vote_ids() -> NDArray[np.int64]:
+    """Every vote id, ascending (on PostgreSQL one binary COPY of id arrays)."""
+    if connection.vendor != "postgresql":
+        return np.array(sorted(Vote.objects.values_list("id", flat=True)), dtype=np.int64)
+    rows = copy_rows(
+        f"SELECT array_agg(id) FROM {Vote._meta.db_table} GROUP BY id / {_IDS_PER_COPY_ROW}"
+    )
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(np.concatenate([int_array(r[0]) for r in rows]))
+
+
+def vote_ids_since(read: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Vote ids committed since ``read`` (sorted ids) was read, and a mask of read ids gone.
+
+    Cheap in the usual case: new votes have ids above the last one read, or fill a gap below
+    it (a transaction still open at read time; gaps are few: rollbacks, deletions); one count
+    over the read id range tells whether any read vote was deleted. Only then, or when the gaps
+    are many, are all ids read.
+    """
+    if not read.size:
+        return vote_ids(), np.zeros(0, dtype=bool)
+    lo, hi = int(read[0]), int(read[-1])
+    if hi - lo + 1 - read.size <= _MAX_GAPS:
+        gaps = np.setdiff1d(np.arange(lo, hi + 1), read, assume_unique=True)
+        new, in_range = _ids_outside(lo, hi, gaps)
+        if in_range == read.size + int(((new >= lo) & (new <= hi)).sum()):
+            return new, np.zeros(read.size, dtype=bool)
+    now = vote_ids()
+    return (
+        np.setdiff1d(now, read, assume_unique=True),
+        ~np.isin(read, now, assume_unique=True),
+    )
+
+
+def _ids_outside(lo: int, hi: int, gaps: NDArray[np.int64]) -> tuple[NDArray[np.int64], int]:
+    """Ids outside [lo, hi] or in ``gaps`` (sorted), and how many ids lie in [lo, hi]."""
+    table = Vote._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE id > %s OR id < %s OR id = ANY(%s)",
+                [hi, lo, gaps.tolist()],
+            )
+        else:
+            listed = f" OR id IN ({', '.join(map(str, gaps.tolist()))})" if gaps.size else ""
+            cursor.execute(f"SELECT id FROM {table} WHERE id > %s OR id < %s{listed}", [hi, lo])
+        new = np.sort(np.array([r[0] for r in cursor.fetchall()], dtype=np.int64))
+        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE id BETWEEN %s AND %s", [lo, hi])
+        in_range = int(cursor.fetchone()[0])
+    return new, in_range
+
+
+def battles_known(*, public_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``public_ids`` are stored battles (an import skips them)."""
+    return set(Battle.objects.filter(public_id__in=public_ids).values_list("public_id", flat=True))
+
+
+# --- models and flagged votes (the leaderboard's reads) ------------------------------------------
+
+
+def llms_by_pk(pks: list[int]) -> dict[int, LLM]:
+    """The LLMs with the given pks (unknown pks are simply absent)."""
+    return {m.pk: m for m in LLM.objects.filter(pk__in=pks)}
+
+
+def llm_pks_for_arena() -> list[int]:
+    """Pks of the models the arena may sample."""
+    return list(LLM.objects.for_arena().values_list("pk", flat=True))
+
+
+def flagged_vote_categories() -> list[list[str]]:
+    """The battle categories of each flagged vote of an anonymous battle (flagged votes are few:
+    only they are read)."""
+    rows = (
+        Vote.objects.filter(battle__mode=Battle.Mode.ANONYMOUS)
+        .exclude(flags=[])
+        .exclude(flags__isnull=True)
+        .values_list("battle__categories", flat=True)
+    )
+    return [list(cats or []) for cats in rows]

@@ -18,6 +18,7 @@ import hmac
 import logging
 import uuid
 from collections.abc import Callable
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -27,7 +28,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from arena import limits, moderation, sampling, streaming
 from arena.limits import ArenaUnavailable
 from arena.metrics import BATTLES_STARTED, VOTES_CAST
-from arena.models import LLM, Battle, Response, Turn, Vote
+from arena.models import LLM, Battle, PairSamplingWeight, Provider, Response, Turn, Vote
 from arena.text import battle_categories, detect_language, looks_like_code
 from arena.vote_sql import VoteResponse, vote_read_sql, vote_write
 from core.background import enqueue
@@ -366,3 +367,120 @@ def vote_cast(*, battle_id: object, voter: str, winner: object, ip: str = "") ->
         return Vote.objects.get(battle__public_id=public_id), False
     VOTES_CAST.labels(winner=winner, flagged=str(bool(flags)).lower()).inc()
     return vote, True
+
+
+# --- writes the rating app computes: vote flags, sampling weights, imported battles ------------
+
+
+def votes_flag(*, vote_ids: list[int], flag: str) -> int:
+    """Add ``flag`` to the flags of the given votes; returns how many votes gained it.
+
+    Idempotent: a vote that already has the flag is left untouched and not counted. Flags are
+    only added here (an operator removes them in the admin). The vote counts are not changed:
+    ``arena.counts.counts_rebuild`` applies flags set after a vote was counted. On PostgreSQL
+    this is one UPDATE whose jsonb containment test skips votes that have the flag; elsewhere
+    locked chunks of votes go through the ORM.
+    """
+    if flag not in Vote.Flag.values:
+        raise ApplicationError(f"Unknown vote flag {flag!r}.", code="invalid_flag")
+    ids = [int(i) for i in vote_ids]
+    if not ids:
+        return 0
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {Vote._meta.db_table}"
+                    " SET flags = COALESCE(flags, '[]'::jsonb) || jsonb_build_array(%s::text)"
+                    " WHERE id = ANY(%s)"
+                    " AND NOT COALESCE(flags, '[]'::jsonb) @> jsonb_build_array(%s::text)",
+                    [flag, ids, flag],
+                )
+                return cursor.rowcount
+        changed = 0
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            chunk = Vote.objects.select_for_update().filter(pk__in=ids[start : start + 900])
+            todo = [v for v in chunk.only("id", "flags") if flag not in (v.flags or [])]
+            for vote in todo:
+                vote.flags = [*(vote.flags or []), flag]
+            Vote.objects.bulk_update(todo, ["flags"], batch_size=1000)
+            changed += len(todo)
+    return changed
+
+
+def sampling_weights_replace(*, weights: list[tuple[int, int, float]]) -> int:
+    """Replace every ``PairSamplingWeight`` with ``weights`` (model_a pk, model_b pk, weight).
+
+    One transaction: ``arena.sampling`` sees the old table or the new one, never a mix.
+    Returns the number of rows written.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        PairSamplingWeight.objects.all().delete()
+        if connection.vendor == "postgresql":  # one COPY instead of ~5,000 model instances
+            columns = "(model_a_id, model_b_id, weight, updated)"
+            connection.ensure_connection()
+            with (
+                connection.connection.cursor() as cursor,
+                cursor.copy(f"COPY {PairSamplingWeight._meta.db_table} {columns} FROM STDIN")
+                as copy,
+            ):  # fmt: skip
+                for a, b, weight in weights:
+                    copy.write_row((a, b, weight, now))
+        else:
+            PairSamplingWeight.objects.bulk_create(
+                [PairSamplingWeight(model_a_id=a, model_b_id=b, weight=w, updated=now)
+                 for a, b, w in weights],
+                batch_size=1000,
+            )  # fmt: skip
+    return len(weights)
+
+
+class ImportedBattle(NamedTuple):
+    """A voted battle read from a battle file, as unsaved rows linked in memory."""
+
+    battle: Battle
+    turns: list[Turn]
+    responses: list[Response]
+    vote: Vote
+
+
+def battles_import_create(*, battles: list[ImportedBattle]) -> int:
+    """Store imported battles whose ``public_id`` is new, in one transaction; returns how many.
+
+    Bulk inserts bypass the per-vote count increments: the caller rebuilds the counts after.
+    """
+    ids = [b.battle.public_id for b in battles]
+    with transaction.atomic():
+        known = set(Battle.objects.filter(public_id__in=ids).values_list("public_id", flat=True))
+        todo = [b for b in battles if b.battle.public_id not in known]
+        Battle.objects.bulk_create([b.battle for b in todo], batch_size=2000)
+        Turn.objects.bulk_create([t for b in todo for t in b.turns], batch_size=2000)
+        Response.objects.bulk_create([r for b in todo for r in b.responses], batch_size=2000)
+        Vote.objects.bulk_create([b.vote for b in todo], batch_size=2000)
+    return len(todo)
+
+
+def llms_create_imported(*, names: dict[str, str]) -> tuple[dict[str, LLM], int]:
+    """The LLM of each slug in ``names`` (slug -> name in the file) and how many were created:
+    missing ones are created inactive, outside the arena and annotation, under the provider
+    "imported"."""
+    found = {m.slug: m for m in LLM.objects.filter(slug__in=list(names))}
+    missing = [slug for slug in names if slug not in found]
+    if missing:
+        provider, _ = Provider.objects.get_or_create(
+            name="imported", defaults={"kind": Provider.Kind.DEMO}
+        )
+        LLM.objects.bulk_create(
+            [
+                LLM(
+                    slug=slug, display_name=names[slug][:200], provider=provider,
+                    provider_model_id=names[slug][:200], active=False, use_in_arena=False,
+                    use_in_annotation=False,
+                )
+                for slug in missing
+            ],
+            ignore_conflicts=True,
+        )  # fmt: skip
+        found.update({m.slug: m for m in LLM.objects.filter(slug__in=missing)})
+    return found, len(missing)

@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from arena.models import LLM, Battle, Provider, Response, Turn, Vote
+from arena.models import LLM, Battle, Response, Turn, Vote
+from arena.selectors import battles_known
+from arena.services import ImportedBattle, battles_import_create, llms_create_imported
 from arena.text import battle_categories, looks_like_code, style_features
 from rating.engine.data import OUTCOME_LABELS, InvalidVoteError, Outcome, UnknownOutcomeError
 from rating.engine.io import read_records
@@ -97,28 +98,12 @@ def _meta_features(rec: dict[str, Any], side: str) -> tuple[int, int, int, int] 
     return tuple(total(meta[k.format(side)]) for k in _STYLE_META)  # type: ignore[return-value]
 
 
-def _models(names: set[str]) -> dict[str, LLM]:
-    """LLM per battle-file name: existing models by slug, new ones under "imported"."""
+def _models(names: set[str]) -> tuple[dict[str, LLM], int]:
+    """LLM per battle-file name (existing models by slug, new ones inactive under "imported")
+    and how many were created."""
     by_slug = {slugify(n)[:100] or "model": n for n in names}
-    found = {m.slug: m for m in LLM.objects.filter(slug__in=list(by_slug))}
-    missing = [s for s in by_slug if s not in found]
-    if missing:
-        provider, _ = Provider.objects.get_or_create(
-            name="imported", defaults={"kind": Provider.Kind.DEMO}
-        )
-        LLM.objects.bulk_create(
-            [
-                LLM(
-                    slug=s, display_name=by_slug[s][:200], provider=provider,
-                    provider_model_id=by_slug[s][:200], active=False, use_in_arena=False,
-                    use_in_annotation=False,
-                )
-                for s in missing
-            ],
-            ignore_conflicts=True,
-        )  # fmt: skip
-        found.update({m.slug: m for m in LLM.objects.filter(slug__in=missing)})
-    return {name: found[slug] for slug, name in by_slug.items()}
+    found, created = llms_create_imported(names=by_slug)
+    return {name: found[slug] for slug, name in by_slug.items()}, created
 
 
 def battles_import(*, path: str | Path) -> dict[str, int]:
@@ -137,108 +122,84 @@ def battles_import(*, path: str | Path) -> dict[str, int]:
         if str(rec["model_a"]) == str(rec["model_b"]):
             raise InvalidVoteError(f"row {r}: a model against itself ({rec['model_a']})")
         rows.append((_key(rec, seen), _winner(rec, r), rec))
-    models_before = LLM.objects.count()
-    llms = _models({str(rec[k]) for _, _, rec in rows for k in ("model_a", "model_b")})
+    llms, models_created = _models(
+        {str(rec[k]) for _, _, rec in rows for k in ("model_a", "model_b")}
+    )
     created = skipped = 0
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
-        existing = set(
-            Battle.objects.filter(public_id__in=[k for k, _, _ in chunk]).values_list(
-                "public_id", flat=True
-            )
-        )
-        todo = [row for row in chunk if row[0] not in existing]
-        skipped += len(chunk) - len(todo)
-        if todo:
-            _create(todo, llms)
-            created += len(todo)
+        known = battles_known(public_ids=[key for key, _, _ in chunk])
+        todo = [_imported(key, winner, rec, llms) for key, winner, rec in chunk if key not in known]
+        done = battles_import_create(battles=todo) if todo else 0
+        created += done
+        skipped += len(chunk) - done
     drift, _ = counts_rebuild_from(arena_vote_arrays())
     return {
         "rows": len(rows),
         "created": created,
         "skipped": skipped,
-        "models_created": LLM.objects.count() - models_before,
+        "models_created": models_created,
         "votes_counted": drift["votes"],
     }
 
 
-def _create(rows: list[tuple[uuid.UUID, str, dict[str, Any]]], llms: dict[str, LLM]) -> None:
-    battles, turns_per, meta = [], [], []
-    for key, winner, rec in rows:
-        turns = _turns(rec)
-        prompts = [t[0] for t in turns]
-        language = _language(rec.get("language"))
-        ts = rec.get("tstamp")
-        created = (
-            datetime.fromtimestamp(float(ts), tz=UTC)
-            if isinstance(ts, int | float)
-            else timezone.now()
+def _imported(
+    key: uuid.UUID, winner: str, rec: dict[str, Any], llms: dict[str, LLM]
+) -> ImportedBattle:
+    """One file row as unsaved arena rows: battle, turns, both responses per turn, the vote."""
+    turns = _turns(rec)
+    prompts = [t[0] for t in turns]
+    language = _language(rec.get("language"))
+    ts = rec.get("tstamp")
+    created = (
+        datetime.fromtimestamp(float(ts), tz=UTC) if isinstance(ts, int | float) else timezone.now()
+    )
+    battle = Battle(
+        public_id=key,
+        mode=Battle.Mode.NAMED if rec.get("anony") is False else Battle.Mode.ANONYMOUS,
+        model_a=llms[str(rec["model_a"])],
+        model_b=llms[str(rec["model_b"])],
+        voter=str(rec.get("judge") or "imported")[:64],
+        state=Battle.State.VOTED,
+        categories=battle_categories(
+            prompts=prompts, language=language,
+            has_code=any(looks_like_code(p) for p in prompts), turns=len(turns),
+        ),
+        language=language,
+        created=created,
+    )  # fmt: skip
+    turn_rows = [
+        Turn(
+            battle=battle, index=k, prompt=prompt, language=language,
+            has_code=looks_like_code(prompt), prompt_chars=len(prompt), created=created,
         )
-        battles.append(
-            Battle(
-                public_id=key,
-                mode=Battle.Mode.NAMED if rec.get("anony") is False else Battle.Mode.ANONYMOUS,
-                model_a=llms[str(rec["model_a"])],
-                model_b=llms[str(rec["model_b"])],
-                voter=str(rec.get("judge") or "imported")[:64],
-                state=Battle.State.VOTED,
-                categories=battle_categories(
-                    prompts=prompts, language=language,
-                    has_code=any(looks_like_code(p) for p in prompts), turns=len(turns),
-                ),
-                language=language,
-                created=created,
-            )
-        )  # fmt: skip
-        turns_per.append(turns)
-        meta.append((winner, rec, created))
-    with transaction.atomic():
-        Battle.objects.bulk_create(battles, batch_size=CHUNK)
-        turn_objs, texts = [], []
-        for battle, turns in zip(battles, turns_per, strict=True):
-            for k, (prompt, text_a, text_b) in enumerate(turns):
-                turn_objs.append(
-                    Turn(
-                        battle=battle, index=k, prompt=prompt, language=battle.language,
-                        has_code=looks_like_code(prompt), prompt_chars=len(prompt),
-                        created=battle.created,
-                    )
-                )  # fmt: skip
-                texts.append((text_a, text_b))
-        Turn.objects.bulk_create(turn_objs, batch_size=CHUNK)
-        responses: list[Response] = []
-        per_battle: list[list[Response]] = []  # the conversation's responses, for the vote
-        turn_iter = iter(zip(turn_objs, texts, strict=True))
-        for turns, (_, rec, created) in zip(turns_per, meta, strict=True):
-            first = len(responses)
-            for k in range(len(turns)):
-                turn, (text_a, text_b) = next(turn_iter)
-                for side, text in (("a", text_a), ("b", text_b)):
-                    # conv_metadata holds whole-conversation totals: put them on turn 0.
-                    meta_feats = _meta_features(rec, side)
-                    if meta_feats is not None:
-                        feats = meta_feats if k == 0 else (0, 0, 0, 0)
-                    else:
-                        f = style_features(text)
-                        feats = (f.length, f.header_count, f.list_count, f.bold_count)
-                    responses.append(
-                        Response(
-                            turn=turn, side=side, text=text, state=Response.State.DONE,
-                            length=feats[0], header_count=feats[1], list_count=feats[2],
-                            bold_count=feats[3], created=created, completed_at=created,
-                        )
-                    )  # fmt: skip
-            per_battle.append(responses[first:])
-        Response.objects.bulk_create(responses, batch_size=CHUNK)
-        votes = []
-        for battle, turns, (winner, _, created), convo in zip(
-            battles, turns_per, meta, per_battle, strict=True
-        ):
-            vote = Vote(
-                battle=battle, winner=winner, voter=battle.voter, turns=len(turns), created=created
-            )
-            # The per-side conversation totals style control reads (conv_metadata when the file
-            # has it, else computed from the text above), as arena.services.vote_cast does.
-            vote.set_style_from(convo)
-            votes.append(vote)
-        Vote.objects.bulk_create(votes, batch_size=CHUNK)
+        for k, prompt in enumerate(prompts)
+    ]  # fmt: skip
+    responses = [
+        _response(turn, side, text, rec, first_turn=k == 0)
+        for k, (turn, (_, text_a, text_b)) in enumerate(zip(turn_rows, turns, strict=True))
+        for side, text in (("a", text_a), ("b", text_b))
+    ]
+    vote = Vote(battle=battle, winner=winner, voter=battle.voter, turns=len(turns), created=created)
+    # The per-side conversation totals style control reads (conv_metadata when the file has
+    # it, else computed from the text), as arena.services.vote_cast does.
+    vote.set_style_from(responses)
+    return ImportedBattle(battle, turn_rows, responses, vote)
+
+
+def _response(
+    turn: Turn, side: str, text: str, rec: dict[str, Any], *, first_turn: bool
+) -> Response:
+    """A finished response with its style counts (length, headers, lists, bold)."""
+    meta = _meta_features(rec, side)
+    if meta is not None:
+        # conv_metadata holds whole-conversation totals: put them on turn 0.
+        feats = meta if first_turn else (0, 0, 0, 0)
+    else:
+        found = style_features(text)
+        feats = (found.length, found.header_count, found.list_count, found.bold_count)
+    return Response(
+        turn=turn, side=side, text=text, state=Response.State.DONE, length=feats[0],
+        header_count=feats[1], list_count=feats[2], bold_count=feats[3],
+        created=turn.created, completed_at=turn.created,
+    )  # fmt: skip

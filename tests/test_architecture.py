@@ -110,3 +110,27 @@ def test_no_app_module_is_over_500_lines():
         if (n := len(path.read_text().splitlines())) > MAX_LINES
     }
     assert long == {}, "split these into packages by concern"
+
+
+def _imported_names(tree: ast.AST, module: str) -> set[str]:
+    return {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == module
+        for alias in node.names
+    }
+
+
+def test_no_module_binds_response_to_both_the_arena_model_and_drf_s_response():
+    """The arena's ``Response`` (an LLM's answer, the domain's word, table ``arena_response``)
+    and DRF's HTTP ``Response`` must never meet under one name in a module; import one of them
+    under another name (``from rest_framework.response import Response as ApiResponse``)."""
+    both = []
+    for path in _modules(*APPS):
+        tree = ast.parse(path.read_text())
+        names = _imported_names(tree, "arena.models") & _imported_names(
+            tree, "rest_framework.response"
+        )
+        if "Response" in names:
+            both.append(str(path.relative_to(ROOT)))
+    assert both == []

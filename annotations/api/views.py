@@ -17,7 +17,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotations import selectors, services
-from annotations.api import serializers as s
+from annotations.api.serializers import (
+    AnswerIn,
+    ImportIn,
+    ProjectOut,
+    ReviewIn,
+    SkipIn,
+    annotation_out,
+    assignment_out,
+)
 from annotations.models import Annotation, Assignment, GenerationJob, Project
 from core.errors import NotFound
 
@@ -52,17 +60,17 @@ def _num(x: float) -> float | None:
 
 
 class ProjectList(generics.ListAPIView):
-    serializer_class = s.ProjectOut
+    serializer_class = ProjectOut
 
     def get_queryset(self) -> QuerySet[Project]:
         return selectors.projects_for(self.request.user)
 
 
 class ItemImport(APIView):
-    @extend_schema(request=s.ImportIn, responses={201: dict})
+    @extend_schema(request=ImportIn, responses={201: dict})
     def post(self, request: Request, slug: str) -> Response:
         project = _project(request, slug, "manager")
-        data = s.ImportIn(data=request.data)
+        data = ImportIn(data=request.data)
         data.is_valid(raise_exception=True)
         upload = data.validated_data.get("file")
         content = upload.read() if upload else data.validated_data["content"]
@@ -80,51 +88,51 @@ class Claim(APIView):
         a = services.assignment_claim(project=project, annotator=request.user)
         if a is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(s.assignment_out(a))
+        return Response(assignment_out(a))
 
 
 class TaskDetail(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request: Request, task: Any) -> Response:
         a = _own_assignment(request, task)
-        body = s.assignment_out(a)
+        body = assignment_out(a)
         ann = Annotation.objects.filter(assignment=a).first()
-        body["annotation"] = s.annotation_out(ann) if ann else None
+        body["annotation"] = annotation_out(ann) if ann else None
         return Response(body)
 
 
 class TaskDraft(APIView):
-    @extend_schema(request=s.AnswerIn, responses={200: dict})
+    @extend_schema(request=AnswerIn, responses={200: dict})
     def post(self, request: Request, task: Any) -> Response:
         a = _own_assignment(request, task)
-        data = s.AnswerIn(data=request.data)
+        data = AnswerIn(data=request.data)
         data.is_valid(raise_exception=True)
         ann = services.annotation_save_draft(
-            assignment=a, annotator=request.user, data=data.validated_data
+            assignment=a, annotator=request.user, data=services.answer_input(data.validated_data)
         )
-        return Response(s.annotation_out(ann))
+        return Response(annotation_out(ann))
 
 
 class TaskSubmit(APIView):
-    @extend_schema(request=s.AnswerIn, responses={201: dict})
+    @extend_schema(request=AnswerIn, responses={201: dict})
     def post(self, request: Request, task: Any) -> Response:
         a = _own_assignment(request, task)
-        data = s.AnswerIn(data=request.data)
+        data = AnswerIn(data=request.data)
         data.is_valid(raise_exception=True)
         ann = services.annotation_submit(
-            assignment=a, annotator=request.user, data=data.validated_data
+            assignment=a, annotator=request.user, data=services.answer_input(data.validated_data)
         )
-        return Response(s.annotation_out(ann), status=status.HTTP_201_CREATED)
+        return Response(annotation_out(ann), status=status.HTTP_201_CREATED)
 
 
 class TaskSkip(APIView):
-    @extend_schema(request=s.SkipIn, responses={200: dict})
+    @extend_schema(request=SkipIn, responses={200: dict})
     def post(self, request: Request, task: Any) -> Response:
         a = _own_assignment(request, task)
-        data = s.SkipIn(data=request.data)
+        data = SkipIn(data=request.data)
         data.is_valid(raise_exception=True)
         ann = services.assignment_skip(assignment=a, annotator=request.user, **data.validated_data)
-        return Response(s.annotation_out(ann))
+        return Response(annotation_out(ann))
 
 
 class Quality(APIView):
@@ -159,7 +167,7 @@ class Quality(APIView):
 
 
 class Review(APIView):
-    @extend_schema(request=s.ReviewIn, responses={200: dict})
+    @extend_schema(request=ReviewIn, responses={200: dict})
     def post(self, request: Request, annotation: Any) -> Response:
         ann = (
             Annotation.objects.select_related("project", "item")
@@ -168,20 +176,21 @@ class Review(APIView):
         )
         if ann is None or not selectors.roles_for(ann.project, request.user).team:
             raise NotFound("No such annotation.")
-        data = s.ReviewIn(data=request.data)
+        data = ReviewIn(data=request.data)
         data.is_valid(raise_exception=True)
         ann = services.annotation_review(
             annotation=ann, reviewer=request.user, **data.validated_data
         )
-        return Response(s.annotation_out(ann))
+        return Response(annotation_out(ann))
 
 
 class JobDetail(APIView):
     @extend_schema(responses={200: dict})
     def get(self, request: Request, slug: str, job: Any) -> Response:
         project = _project(request, slug, "manager")
-        j = get_object_or_404(GenerationJob, project=project, public_id=job)
+        found = get_object_or_404(GenerationJob, project=project, public_id=job)
         return Response(
-            {"job": str(j.public_id), "state": j.state, "total": j.total, "done": j.done,
-             "failed": j.failed, "errors": j.errors, "percent": j.percent}
+            {"job": str(found.public_id), "state": found.state, "total": found.total,
+             "done": found.done, "failed": found.failed, "errors": found.errors,
+             "percent": found.percent}
         )  # fmt: skip

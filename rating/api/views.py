@@ -19,7 +19,12 @@ from arena.models import LLM
 from core.api import PublicReadOnly
 from core.errors import NotFound
 from rating import selectors
-from rating.api import serializers as s
+from rating.api.serializers import (
+    CategorySerializer,
+    LeaderboardQuerySerializer,
+    ModelDetailSerializer,
+    SnapshotWithMatricesSerializer,
+)
 from rating.models import LeaderboardSnapshot
 
 CSV_FIELDS = [
@@ -36,7 +41,7 @@ class PublicView(APIView):
 
 
 def _snapshot_for(request: Request) -> tuple[LeaderboardSnapshot, dict[str, Any]]:
-    query = s.LeaderboardQuerySerializer(data=request.query_params)
+    query = LeaderboardQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
     q = query.validated_data
     snapshot = selectors.snapshot_latest(
@@ -53,9 +58,9 @@ def _snapshot_for(request: Request) -> tuple[LeaderboardSnapshot, dict[str, Any]
 
 class LeaderboardView(PublicView):
     @extend_schema(
-        parameters=[s.LeaderboardQuerySerializer],
+        parameters=[LeaderboardQuerySerializer],
         responses={
-            200: s.SnapshotWithMatricesSerializer,
+            200: SnapshotWithMatricesSerializer,
             404: OpenApiResponse(description="none yet"),
         },
         summary="Latest leaderboard of a category, with 95% intervals and matrices",
@@ -63,7 +68,7 @@ class LeaderboardView(PublicView):
     )
     def get(self, request: Request) -> Response:
         snapshot, _ = _snapshot_for(request)
-        return Response(s.SnapshotWithMatricesSerializer(snapshot).data)
+        return Response(SnapshotWithMatricesSerializer(snapshot).data)
 
 
 class CSVRenderer(BaseRenderer):
@@ -79,7 +84,7 @@ class LeaderboardCSVView(PublicView):
     renderer_classes = [CSVRenderer, JSONRenderer]
 
     @extend_schema(
-        parameters=[s.LeaderboardQuerySerializer],
+        parameters=[LeaderboardQuerySerializer],
         responses={(200, "text/csv"): OpenApiTypes.STR},
         summary="Latest leaderboard of a category as CSV",
         tags=["leaderboard"],
@@ -102,7 +107,7 @@ class LeaderboardCSVView(PublicView):
 
 class CategoriesView(PublicView):
     @extend_schema(
-        responses=s.CategorySerializer(many=True),
+        responses=CategorySerializer(many=True),
         summary="Categories that have a leaderboard",
         tags=["leaderboard"],
     )
@@ -113,14 +118,14 @@ class CategoriesView(PublicView):
 
 class ModelDetailView(PublicView):
     @extend_schema(
-        parameters=[s.LeaderboardQuerySerializer],
-        responses=s.ModelDetailSerializer,
+        parameters=[LeaderboardQuerySerializer],
+        responses=ModelDetailSerializer,
         summary="A model's rating and head-to-head record",
         tags=["leaderboard"],
     )
     def get(self, request: Request, slug: str) -> Response:
         llm = get_object_or_404(LLM, slug=slug)
-        query = s.LeaderboardQuerySerializer(data=request.query_params)
+        query = LeaderboardQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         category = query.validated_data["category"]
         snapshot = selectors.snapshot_latest(
@@ -149,4 +154,4 @@ class ModelDetailView(PublicView):
             "computed_at": snapshot.computed_at if snapshot else None,
             "head_to_head": record,
         }
-        return Response(s.ModelDetailSerializer(data).data)
+        return Response(ModelDetailSerializer(data).data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,7 @@ HALF_Y = np.array([1.0, 0.5, 0.0])  # score of i for classes (i won, tie, j won)
 AUTO_RIDGE = 1e-2  # used only when the MLE does not exist (a model never lost or never won)
 _FD_STEP = 1e-5
 _KAPPA_MIN = -20.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,80 @@ def _initial_kappa(table: PairTable, ties: str) -> float:
     return float(np.log(np.log((1 + t) / (1 - t))))  # at d = 0, P(tie) = 1 - 2 sigmoid(-eta)
 
 
+def backtrack(value: float, trial_at: Callable[[float], tuple[T, float]]) -> tuple[T, float, float]:
+    """Backtracking line search for a maximisation: halve the step (at most 40 times) until the
+    objective is not worse than ``value`` (up to 1e-12 relative). ``trial_at(scale)`` returns
+    the point at that fraction of the full step and its objective. Returns the point taken, its
+    objective and the scale. A full Newton step is almost always accepted.
+    """
+    scale = 1.0
+    for _ in range(40):
+        point, new = trial_at(scale)
+        if new >= value - 1e-12 * abs(value):
+            break
+        scale /= 2
+    return point, new, scale
+
+
+def _check_fit_input(table: PairTable, ties: str, ridge: float | None) -> float:
+    """Refuse what `fit_bt` cannot fit; returns the ridge to use."""
+    _check_ties(ties)
+    comp = components(table)
+    if table.n_models > 1 and comp.max() > 0:
+        raise DisconnectedGraphError(comp)
+    if ridge is None:
+        ridge = 0.0 if mle_exists(table) else AUTO_RIDGE
+    if ties != "half" and table.weight[:, 1].sum() <= 0:
+        raise RatingError(f"the {ties} tie model needs at least one tie vote")
+    return ridge
+
+
+def _start_params(
+    table: PairTable, ties: str, ridge: float, start: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    """Starting (theta, kappa): ``start``, else zeros (half) or the half-win fit plus the tie
+    parameter matching the observed tie rate at equal strengths; theta mean-centred."""
+    m = table.n_models
+    if start is not None:
+        params = start.astype(np.float64).copy()
+    else:
+        params = np.zeros(m)
+        if ties != "half":
+            params = np.append(fit_bt(table, ridge=ridge).theta, _initial_kappa(table, ties))
+    params[:m] -= params[:m].mean()
+    return params
+
+
+def _newton(
+    table: PairTable,
+    ties: str,
+    ridge: float,
+    params: NDArray[np.float64],
+    tol: float,
+    max_iter: int,
+) -> tuple[NDArray[np.float64], float, int, bool]:
+    """Damped Newton from ``params``: (params, objective, iterations, converged)."""
+    m = table.n_models
+    value = objective(table, ties, params, ridge)
+
+    def trial_at(scale: float) -> tuple[NDArray[np.float64], float]:
+        trial = params + scale * step
+        if trial.size > m:
+            trial[m] = max(trial[m], _KAPPA_MIN)
+        return trial, objective(table, ties, trial, ridge)
+
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (it is reported)
+        grad, neg_h = gradient_hessian(table, ties, params, ridge)
+        step = gauge_inverse(neg_h, m, ridge) @ grad
+        if params.size > m:  # keep kappa in a sane range for the line search
+            step[m] = np.clip(step[m], -2.0, 2.0)
+        params, value, scale = backtrack(value, trial_at)
+        if np.max(np.abs(scale * step)) < tol:
+            return params, value, it, True
+    return params, value, it, False
+
+
 @single_blas
 def fit_bt(
     table: PairTable,
@@ -219,46 +294,13 @@ def fit_bt(
     component, as `leaderboard()` does), `RatingError` for an unknown tie model or for tie
     models without any tie.
     """
-    _check_ties(ties)
+    ridge = _check_fit_input(table, ties, ridge)
     m = table.n_models
-    comp = components(table)
-    if m > 1 and comp.max() > 0:
-        raise DisconnectedGraphError(comp)
-    if ridge is None:
-        ridge = 0.0 if mle_exists(table) else AUTO_RIDGE
-    if ties != "half" and table.weight[:, 1].sum() <= 0:
-        raise RatingError(f"the {ties} tie model needs at least one tie vote")
     if m == 1:
         kappa = None if ties == "half" else _initial_kappa(table, ties)
         return BTFit(np.zeros(1), kappa, ties, ridge, 0, True, 0.0)
-    if start is not None:
-        params = start.astype(np.float64).copy()
-    else:
-        params = np.zeros(m)
-        if ties != "half":
-            params = np.append(fit_bt(table, ridge=ridge).theta, _initial_kappa(table, ties))
-    params[:m] -= params[:m].mean()
-    value = objective(table, ties, params, ridge)
-    converged = False
-    it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007 (it is reported)
-        grad, neg_h = gradient_hessian(table, ties, params, ridge)
-        step = gauge_inverse(neg_h, m, ridge) @ grad
-        if params.size > m:  # keep kappa in a sane range for the line search
-            step[m] = np.clip(step[m], -2.0, 2.0)
-        scale = 1.0
-        for _ in range(40):
-            trial = params + scale * step
-            if trial.size > m:
-                trial[m] = max(trial[m], _KAPPA_MIN)
-            new = objective(table, ties, trial, ridge)
-            if new >= value - 1e-12 * abs(value):
-                break
-            scale /= 2
-        params, value = trial, new
-        if np.max(np.abs(scale * step)) < tol:
-            converged = True
-            break
+    params = _start_params(table, ties, ridge, start)
+    params, value, it, converged = _newton(table, ties, ridge, params, tol, max_iter)
     theta = params[:m] - params[:m].mean()
     kappa = float(params[m]) if params.size > m else None
     return BTFit(theta, kappa, ties, ridge, it, converged, value)

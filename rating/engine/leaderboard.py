@@ -160,21 +160,9 @@ def leaderboard(
     """
     names = list(model_names)
     m = len(names)
-    if ties not in TIE_MODELS:
-        raise RatingError(f"unknown tie model {ties!r}; expected one of {TIE_MODELS}")
-    if ci not in CI_METHODS:
-        raise RatingError(f"unknown interval method {ci!r}; expected one of {CI_METHODS}")
-    if not 0 < level < 1:
-        raise RatingError("level must be in (0, 1)")
-    if anchor is not None and not 0 <= anchor[0] < m:
-        raise RatingError(f"anchor model index {anchor[0]} not in [0, {m})")
+    _check_options(m, ties=ties, ci=ci, level=level, anchor=anchor)
     outcome_codes = None if outcome is None else parse_outcomes(outcome)
-    if counts is None:
-        if model_a is None or model_b is None or outcome is None:
-            raise RatingError("pass model_a, model_b and outcome arrays, or counts")
-        counts = aggregate(model_a, model_b, outcome_codes, n_models=m, weights=weights)
-    elif counts.n_models != m:
-        raise RatingError(f"counts cover {counts.n_models} models but {m} names were given")
+    counts = _vote_counts(m, model_a, model_b, outcome_codes, weights, counts)
     if style is not None:
         if model_a is None or model_b is None or outcome_codes is None:
             raise RatingError("style control needs per-vote arrays, not aggregated counts")
@@ -183,103 +171,237 @@ def leaderboard(
 
     table = pair_table(counts)
     comp = components(table)
-    votes = counts.votes_per_model()
-    theta = np.full(m, np.nan)
-    lower = np.full(m, np.nan)
-    upper = np.full(m, np.nan)
-    warnings: list[str] = []
-    params: dict[str, object] = {"tie_model": ties, "tie_param": None, "style": None}
-    z = float(norm.ppf(0.5 + level / 2))
-    fits: list[BTFit] = []
+    options = _FitOptions(
+        ties=ties, ci=ci, level=level, z=float(norm.ppf(0.5 + level / 2)),
+        rounds=bootstrap_rounds, sampler=bootstrap_sampler, seed=seed,
+    )  # fmt: skip
+    votes = None if style is None else _Votes(model_a, model_b, outcome_codes, weights, style)
+    est = _fit_components(table, comp, options, votes)
+    est.warnings += _coverage_warnings(names, comp, est.theta, counts.total_votes)
+    offset = _offsets(names, comp, est, anchor, mean_score)
+    score = SCALE * est.theta + offset
+    lo_s, hi_s = SCALE * est.lower + offset, SCALE * est.upper + offset
+    rank = _ranks(comp, est.theta, lo_s, hi_s)
+    rows = [
+        ModelRating(
+            name=names[k],
+            index=k,
+            score=_number(score[k]),
+            lower=_number(lo_s[k]),
+            upper=_number(hi_s[k]),
+            rank=None if rank[k] < 0 else int(rank[k]),
+            votes=int(v),
+            component=int(comp[k]),
+        )
+        for k, v in enumerate(counts.votes_per_model())
+    ]
+    rows.sort(key=lambda r: (r.score is None, r.component, r.rank or 0, -(r.score or 0.0), r.index))
+    tie_param = est.params["tie_param"] if ties != "half" else None
+    predicted = expected_score_matrix(est.theta, ties, tie_param)  # type: ignore[arg-type]
+    predicted[comp[:, None] != comp[None, :]] = np.nan
+    est.params["converged"] = all(f.converged for f in est.fits)
+    return Leaderboard(
+        models=rows,
+        model_names=names,
+        predicted_win_rate=predicted,
+        observed_win_rate=observed_win_rate(table),
+        battle_counts=battle_counts(table),
+        method=_method(names, options, style is not None, anchor, mean_score),
+        params=est.params,
+        n_votes=counts.total_votes,
+        warnings=est.warnings,
+    )
 
-    n_comp = int(comp.max()) + 1 if m else 0
-    for c in range(n_comp):
+
+def _check_options(
+    m: int, *, ties: str, ci: str, level: float, anchor: tuple[int, float] | None
+) -> None:
+    if ties not in TIE_MODELS:
+        raise RatingError(f"unknown tie model {ties!r}; expected one of {TIE_MODELS}")
+    if ci not in CI_METHODS:
+        raise RatingError(f"unknown interval method {ci!r}; expected one of {CI_METHODS}")
+    if not 0 < level < 1:
+        raise RatingError("level must be in (0, 1)")
+    if anchor is not None and not 0 <= anchor[0] < m:
+        raise RatingError(f"anchor model index {anchor[0]} not in [0, {m})")
+
+
+def _vote_counts(
+    m: int,
+    model_a: ArrayLike | None,
+    model_b: ArrayLike | None,
+    outcome_codes: NDArray | None,
+    weights: ArrayLike | None,
+    counts: VoteCounts | None,
+) -> VoteCounts:
+    """``counts`` checked against the model list, or the per-vote arrays aggregated."""
+    if counts is not None:
+        if counts.n_models != m:
+            raise RatingError(f"counts cover {counts.n_models} models but {m} names were given")
+        return counts
+    if model_a is None or model_b is None or outcome_codes is None:
+        raise RatingError("pass model_a, model_b and outcome arrays, or counts")
+    return aggregate(model_a, model_b, outcome_codes, n_models=m, weights=weights)
+
+
+@dataclass(frozen=True)
+class _FitOptions:
+    """How to fit and bound each component: tie model, interval method and level (z is the
+    normal quantile of the level), bootstrap rounds, sampler and seed."""
+
+    ties: str
+    ci: str
+    level: float
+    z: float
+    rounds: int
+    sampler: Sampler
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class _Votes:
+    """The per-vote arrays a style-controlled fit reads."""
+
+    model_a: ArrayLike
+    model_b: ArrayLike
+    outcome_codes: NDArray
+    weights: ArrayLike | None
+    style: StyleFeatures
+
+
+@dataclass
+class _Estimates:
+    """Strengths and their interval bounds per model (natural log-odds, NaN = unrated), the
+    reported parameters, the plain fits and the warnings so far."""
+
+    theta: NDArray[np.float64]
+    lower: NDArray[np.float64]
+    upper: NDArray[np.float64]
+    params: dict[str, object]
+    fits: list[BTFit] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _fit_components(
+    table: PairTable, comp: NDArray, options: _FitOptions, votes: _Votes | None
+) -> _Estimates:
+    """Fit every connected component of two or more models on its own."""
+    m = table.n_models
+    est = _Estimates(
+        theta=np.full(m, np.nan), lower=np.full(m, np.nan), upper=np.full(m, np.nan),
+        params={"tie_model": options.ties, "tie_param": None, "style": None},
+    )  # fmt: skip
+    for c in range(int(comp.max()) + 1 if m else 0):
         members = np.flatnonzero(comp == c)
         if members.size < 2:
             continue  # a lone model (no votes) has no score
         sub, _ = table.subset(members)
-        if style is not None:
+        if votes is not None:
             try:  # the plain fit (O(pairs)) is a close start: fewer passes over the votes
                 start = fit_bt(sub, ties="half").theta
             except RatingError:
                 start = None
-            _fit_style_component(
-                members, m, model_a, model_b, outcome_codes, weights, style, z, theta, lower,
-                upper, params, start,
-            )  # fmt: skip
-            continue
-        comp_ties = ties
-        if ties != "half" and sub.weight[:, 1].sum() <= 0:
-            warnings.append(f"component {c} has no ties; fitted with ties='half'")
-            comp_ties = "half"
-        fit = fit_bt(sub, ties=comp_ties)
-        fits.append(fit)
-        if fit.ridge > 0:
-            warnings.append(
-                f"component {c}: some model never lost (or never won), so the exact MLE is "
-                f"infinite; a ridge of {fit.ridge} (prior sd {1 / math.sqrt(fit.ridge):.0f} "
-                "log-odds) keeps its score finite"
-            )
-        theta[members] = fit.theta
-        lo, hi = _intervals(sub, fit, ci, z, level, bootstrap_rounds, bootstrap_sampler, seed)
-        lower[members], upper[members] = lo, hi
-        if c == 0 and fit.tie_param is not None:
-            params["tie_param"] = fit.tie_param
+            _fit_style_component(members, m, votes, options.z, est, start)
+        else:
+            _fit_plain_component(c, members, sub, options, est)
+    return est
 
+
+def _fit_plain_component(
+    c: int, members: NDArray[np.int64], sub: PairTable, options: _FitOptions, est: _Estimates
+) -> None:
+    """Fit BT on one component's pair table; writes into ``est``."""
+    comp_ties = options.ties
+    if options.ties != "half" and sub.weight[:, 1].sum() <= 0:
+        est.warnings.append(f"component {c} has no ties; fitted with ties='half'")
+        comp_ties = "half"
+    fit = fit_bt(sub, ties=comp_ties)
+    est.fits.append(fit)
+    if fit.ridge > 0:
+        est.warnings.append(
+            f"component {c}: some model never lost (or never won), so the exact MLE is "
+            f"infinite; a ridge of {fit.ridge} (prior sd {1 / math.sqrt(fit.ridge):.0f} "
+            "log-odds) keeps its score finite"
+        )
+    est.theta[members] = fit.theta
+    lo, hi = _intervals(
+        sub, fit, options.ci, options.z, options.level, options.rounds, options.sampler,
+        options.seed,
+    )  # fmt: skip
+    est.lower[members], est.upper[members] = lo, hi
+    if c == 0 and fit.tie_param is not None:
+        est.params["tie_param"] = fit.tie_param
+
+
+def _coverage_warnings(
+    names: list[str], comp: NDArray, theta: NDArray[np.float64], total_votes: int
+) -> list[str]:
+    """Warnings about what the board cannot compare: components, no votes, unrated models."""
+    warnings = []
     if (np.bincount(comp, minlength=1) >= 2).sum() > 1:
         warnings.append(
             "the comparison graph is disconnected: each component is fitted separately and "
             "scores of different components are not comparable"
         )
-    if counts.total_votes == 0:
+    if total_votes == 0:
         warnings.append("no votes: no model can be rated")
-    unrated = [names[k] for k in range(m) if np.isnan(theta[k])]
-    if unrated and counts.total_votes:
+    unrated = [names[k] for k in range(len(names)) if np.isnan(theta[k])]
+    if unrated and total_votes:
         warnings.append(f"models without a score (no votes): {', '.join(unrated)}")
+    return warnings
 
-    offset = np.full(m, mean_score)
+
+def _offsets(
+    names: list[str],
+    comp: NDArray,
+    est: _Estimates,
+    anchor: tuple[int, float] | None,
+    mean_score: float,
+) -> NDArray[np.float64]:
+    """Per-model score offset: ``mean_score``, or what puts the anchor at its score (over the
+    anchor's component). An unrated anchor falls back to the mean, with a warning."""
+    offset = np.full(len(names), mean_score)
     if anchor is not None:
         k, target = anchor
-        if np.isnan(theta[k]):
-            warnings.append(f"anchor model {names[k]} has no score; using mean {mean_score}")
+        if np.isnan(est.theta[k]):
+            est.warnings.append(f"anchor model {names[k]} has no score; using mean {mean_score}")
         else:
-            offset[comp == comp[k]] = target - SCALE * theta[k]
-    score = SCALE * theta + offset
-    lo_s, hi_s = SCALE * lower + offset, SCALE * upper + offset
-    rank = np.full(m, -1)
-    for c in range(n_comp):
+            offset[comp == comp[k]] = target - SCALE * est.theta[k]
+    return offset
+
+
+def _ranks(
+    comp: NDArray, theta: NDArray[np.float64], lower: NDArray[np.float64], upper: NDArray
+) -> NDArray:
+    """Ranks within each component from the score intervals; -1 for unrated models."""
+    rank = np.full(theta.size, -1)
+    for c in range(int(comp.max()) + 1 if theta.size else 0):
         members = np.flatnonzero((comp == c) & ~np.isnan(theta))
         if members.size:
-            rank[members] = rank_from_intervals(lo_s[members], hi_s[members])
+            rank[members] = rank_from_intervals(lower[members], upper[members])
+    return rank
 
-    rows = [
-        ModelRating(
-            name=names[k],
-            index=k,
-            score=None if np.isnan(score[k]) else float(score[k]),
-            lower=None if np.isnan(lo_s[k]) else float(lo_s[k]),
-            upper=None if np.isnan(hi_s[k]) else float(hi_s[k]),
-            rank=None if rank[k] < 0 else int(rank[k]),
-            votes=int(votes[k]),
-            component=int(comp[k]),
-        )
-        for k in range(m)
-    ]
-    rows.sort(key=lambda r: (r.score is None, r.component, r.rank or 0, -(r.score or 0.0), r.index))
-    predicted = expected_score_matrix(
-        theta,
-        ties,
-        params["tie_param"] if ties != "half" else None,  # type: ignore[arg-type]
-    )
-    predicted[comp[:, None] != comp[None, :]] = np.nan
-    method: dict[str, object] = {
+
+def _number(x: np.floating) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def _method(
+    names: list[str],
+    options: _FitOptions,
+    style_control: bool,
+    anchor: tuple[int, float] | None,
+    mean_score: float,
+) -> dict[str, object]:
+    """How the board was computed, as stored with it."""
+    return {
         "model": "bradley-terry",
-        "ties": ties,
-        "ci": ci,
-        "level": level,
-        "bootstrap_rounds": bootstrap_rounds if ci == "bootstrap" else None,
-        "seed": seed,
-        "style_control": style is not None,
+        "ties": options.ties,
+        "ci": options.ci,
+        "level": options.level,
+        "bootstrap_rounds": options.rounds if options.ci == "bootstrap" else None,
+        "seed": options.seed,
+        "style_control": style_control,
         "scale": 400,
         "base": 10,
         "anchor": (
@@ -288,18 +410,6 @@ def leaderboard(
             else {"mean": float(mean_score)}
         ),
     }
-    params["converged"] = all(f.converged for f in fits)
-    return Leaderboard(
-        models=rows,
-        model_names=names,
-        predicted_win_rate=predicted,
-        observed_win_rate=observed_win_rate(table),
-        battle_counts=battle_counts(table),
-        method=method,
-        params=params,
-        n_votes=counts.total_votes,
-        warnings=warnings,
-    )
 
 
 def _intervals(
@@ -324,27 +434,20 @@ def _intervals(
 def _fit_style_component(
     members: NDArray[np.int64],
     m: int,
-    model_a: ArrayLike,
-    model_b: ArrayLike,
-    outcome_codes: NDArray | None,
-    weights: ArrayLike | None,
-    style: StyleFeatures,
+    votes: _Votes,
     z: float,
-    theta: NDArray,
-    lower: NDArray,
-    upper: NDArray,
-    params: dict[str, object],
-    start: NDArray | None = None,
+    est: _Estimates,
+    start: NDArray | None,
 ) -> None:
-    """Fit style control on the votes inside one component; writes into the output arrays."""
-    assert outcome_codes is not None
-    a = np.asarray(model_a, dtype=np.int64)
-    b = np.asarray(model_b, dtype=np.int64)
+    """Fit style control on the votes inside one component; writes into ``est``."""
+    outcome_codes, style = votes.outcome_codes, votes.style
+    a = np.asarray(votes.model_a, dtype=np.int64)
+    b = np.asarray(votes.model_b, dtype=np.int64)
     fa = np.asarray(style.features_a, dtype=np.float64)
     fb = np.asarray(style.features_b, dtype=np.float64)
     if fa.shape[0] != a.size or fb.shape[0] != a.size:
         raise InvalidVoteError("style features need one row per vote")
-    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    w = None if votes.weights is None else np.asarray(votes.weights, dtype=np.float64)
     if members.size == m:  # one component (the usual case): every row, no copies
         fit = fit_style(
             a, b, outcome_codes, style, n_models=m, weights=w, start=start
@@ -360,11 +463,11 @@ def _fit_style_component(
         )  # fmt: skip
     k = members.size
     se = np.sqrt(np.maximum(np.diag(fit.cov), 0.0))
-    theta[members] = fit.theta
-    lower[members] = fit.theta - z * se[:k]
-    upper[members] = fit.theta + z * se[:k]
-    if params.get("style") is None:  # report the main component's coefficients
-        params["style"] = {
+    est.theta[members] = fit.theta
+    est.lower[members] = fit.theta - z * se[:k]
+    est.upper[members] = fit.theta + z * se[:k]
+    if est.params.get("style") is None:  # report the main component's coefficients
+        est.params["style"] = {
             "features": list(fit.names),
             "coefficients": fit.beta.tolist(),
             "lower": (fit.beta - z * se[k:]).tolist(),

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, log_expit
 
-from rating.engine.bt import gauge_inverse
+from rating.engine.bt import backtrack, gauge_inverse
 from rating.engine.data import HALF_SCORE, InvalidVoteError, parse_outcomes
 from rating.engine.threads import single_blas
 
@@ -62,18 +62,23 @@ def normalise_style(
         fa, fb = fa[:, None], fb[:, None]
     if fa.shape != fb.shape:
         raise InvalidVoteError("features_a and features_b must have the same shape")
-    # In place on two temporaries: this runs on ~1M x 4 rows per category.
-    x = np.subtract(fa, fb)
-    den = np.add(fa, fb)
-    den += 1.0
-    x /= den
-    del den
+    x = _normalised_difference(fa, fb)
     mean = x.mean(axis=0) if x.shape[0] else np.zeros(x.shape[1])
     std = x.std(axis=0) if x.shape[0] else np.zeros(x.shape[1])
     x -= mean
     x /= np.where(std > 0, std, 1.0)
     x[:, std <= 0] = 0.0
     return x, mean, std
+
+
+def _normalised_difference(fa: NDArray[np.float64], fb: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(f_a - f_b) / (f_a + f_b + 1), in place on two temporaries (this runs on ~1M x 4 rows
+    per category); the denominator is freed on return, before the caller's statistics."""
+    x = np.subtract(fa, fb)
+    den = np.add(fa, fb)
+    den += 1.0
+    x /= den
+    return x
 
 
 @single_blas
@@ -107,71 +112,14 @@ def fit_style(
     m, s = n_models, z.shape[1]
     active = std > 0
     za = np.ascontiguousarray(z[:, active]) if not active.all() else z
-    k = za.shape[1]
-    pair = a * m + b
+    rows = _StyleRows(pair=a * m + b, za=za, y=y, w=w, m=m)
     theta = np.zeros(m) if start is None else np.asarray(start, dtype=np.float64).copy()
-    beta = np.zeros(k)
-
-    def linear(th: NDArray, be: NDArray) -> NDArray:
-        eta = (th[:, None] - th[None, :]).reshape(-1)[pair]
-        if k:
-            eta += za @ be
-        return eta
-
-    def loglik(eta: NDArray) -> float:
-        # y log p + (1 - y) log(1 - p) = y eta + log(1 - p) = y eta + log_expit(-eta)
-        ll = y * eta
-        ll += log_expit(-eta)
-        return float(ll.sum() if w is None else w @ ll)
-
-    def pair_sums(v: NDArray) -> NDArray:
-        return np.bincount(pair, v, m * m).reshape(m, m)
-
-    def derivatives(eta: NDArray) -> tuple[NDArray, NDArray, NDArray]:
-        """Gradient, negative Hessian and the per-vote score weights w (y - p) at eta."""
-        p = expit(eta)
-        wr = y - p
-        p *= 1.0 - p  # curvature p (1 - p)
-        if w is not None:
-            wr *= w
-            p *= w
-        curv = p
-        neg_h, g_pair = _blocks(pair_sums, za, curv, m)
-        grad = np.concatenate([g_pair(wr), za.T @ wr])
-        return grad, neg_h, wr
-
-    eta = linear(theta, beta)
-    current = loglik(eta)
-    converged, it = False, 0
-    neg_h = wr = None
-    for it in range(1, max_iter + 1):  # noqa: B007 (reported)
-        grad, neg_h, wr = derivatives(eta)
-        step = gauge_inverse(neg_h, m, 0.0) @ grad
-        scale = 1.0
-        for _ in range(40):  # backtracking; a full Newton step is almost always accepted
-            t_new, b_new = theta + scale * step[:m], beta + scale * step[m:]
-            eta_new = linear(t_new, b_new)
-            new = loglik(eta_new)
-            if new >= current - 1e-12 * abs(current):
-                break
-            scale /= 2
-        theta, beta, eta, current = t_new, b_new, eta_new, new
-        if np.max(np.abs(scale * step)) < tol:
-            converged = True
-            break
+    theta, beta, eta, it, last = _newton(rows, theta, np.zeros(za.shape[1]), tol, max_iter)
     theta = theta - theta.mean()
-
-    # Sandwich H^-1 G H^-1 with G from the per-vote scores w (y - p) (x, z), at the estimate.
-    # After convergence the last derivatives were taken less than `tol` away from it (equal
-    # to ~1e-9 relative), so one more pass over the votes would change nothing.
-    if not converged or neg_h is None or wr is None:
-        _, neg_h, wr = derivatives(eta)
-    h_inv = gauge_inverse(neg_h, m, 0.0)
-    g, _ = _blocks(pair_sums, za, wr * wr, m)
-    cov_active = h_inv @ g @ h_inv
-    centre = np.eye(m + k)
-    centre[:m, :m] -= 1.0 / m
-    cov_active = centre @ cov_active @ centre.T
+    # After convergence the last derivatives were taken less than `tol` away from the estimate
+    # (equal to ~1e-9 relative), so one more pass over the votes would change nothing.
+    neg_h, wr = last if last is not None else rows.derivatives(eta)[1:]
+    cov_active = _sandwich(rows, neg_h, wr)
 
     # Re-embed dropped (constant) features as zero coefficients with zero variance.
     idx = np.concatenate([np.arange(m), m + np.flatnonzero(active)])
@@ -179,7 +127,85 @@ def fit_style(
     cov[np.ix_(idx, idx)] = cov_active
     beta_full = np.zeros(s)
     beta_full[active] = beta
-    return StyleFit(theta, beta_full, cov, style.names, mean, std, it, converged)
+    return StyleFit(theta, beta_full, cov, style.names, mean, std, it, last is not None)
+
+
+@dataclass(frozen=True)
+class _StyleRows:
+    """The votes of a style fit: ordered model pair (a * m + b), active z-scored style
+    columns, the score of A (1, 0.5, 0) and optional vote weights."""
+
+    pair: NDArray[np.int64]
+    za: NDArray[np.float64]
+    y: NDArray[np.float64]
+    w: NDArray[np.float64] | None
+    m: int
+
+    def pair_sums(self, v: NDArray) -> NDArray:
+        """Per-vote values summed per ordered model pair, as an (m, m) matrix."""
+        return np.bincount(self.pair, v, self.m * self.m).reshape(self.m, self.m)
+
+    def linear(self, theta: NDArray, beta: NDArray) -> NDArray:
+        """The linear predictor theta_a - theta_b + z . beta of every vote."""
+        eta = (theta[:, None] - theta[None, :]).reshape(-1)[self.pair]
+        if self.za.shape[1]:
+            eta += self.za @ beta
+        return eta
+
+    def loglik(self, eta: NDArray) -> float:
+        # y log p + (1 - y) log(1 - p) = y eta + log(1 - p) = y eta + log_expit(-eta)
+        ll = self.y * eta
+        ll += log_expit(-eta)
+        return float(ll.sum() if self.w is None else self.w @ ll)
+
+    def derivatives(self, eta: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+        """Gradient, negative Hessian and the per-vote score weights w (y - p) at eta."""
+        p = expit(eta)
+        wr = self.y - p
+        p *= 1.0 - p  # curvature p (1 - p)
+        if self.w is not None:
+            wr *= self.w
+            p *= self.w
+        curv = p
+        neg_h, g_pair = _blocks(self.pair_sums, self.za, curv, self.m)
+        grad = np.concatenate([g_pair(wr), self.za.T @ wr])
+        return grad, neg_h, wr
+
+
+def _newton(
+    rows: _StyleRows, theta: NDArray, beta: NDArray, tol: float, max_iter: int
+) -> tuple[NDArray, NDArray, NDArray, int, tuple[NDArray, NDArray] | None]:
+    """Damped Newton: (theta, beta, eta there, iterations, the last (negative Hessian, score
+    weights) when converged, else None)."""
+    m = rows.m
+    eta = rows.linear(theta, beta)
+    current = rows.loglik(eta)
+
+    def trial_at(scale: float) -> tuple[tuple[NDArray, NDArray, NDArray], float]:
+        t_new, b_new = theta + scale * step[:m], beta + scale * step[m:]
+        eta_new = rows.linear(t_new, b_new)
+        return (t_new, b_new, eta_new), rows.loglik(eta_new)
+
+    it = 0
+    for it in range(1, max_iter + 1):  # noqa: B007 (reported)
+        grad, neg_h, wr = rows.derivatives(eta)
+        step = gauge_inverse(neg_h, m, 0.0) @ grad
+        (theta, beta, eta), current, scale = backtrack(current, trial_at)
+        if np.max(np.abs(scale * step)) < tol:
+            return theta, beta, eta, it, (neg_h, wr)
+    return theta, beta, eta, it, None
+
+
+def _sandwich(rows: _StyleRows, neg_h: NDArray, wr: NDArray) -> NDArray:
+    """Sandwich H^-1 G H^-1 of (theta, beta), G from the per-vote scores w (y - p) (x, z);
+    the theta block mean-centred."""
+    m, k = rows.m, rows.za.shape[1]
+    h_inv = gauge_inverse(neg_h, m, 0.0)
+    g, _ = _blocks(rows.pair_sums, rows.za, wr * wr, m)
+    cov = h_inv @ g @ h_inv
+    centre = np.eye(m + k)
+    centre[:m, :m] -= 1.0 / m
+    return centre @ cov @ centre.T
 
 
 def _blocks(pair_sums, za: NDArray, c: NDArray, m: int):  # type: ignore[no-untyped-def]

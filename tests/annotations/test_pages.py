@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from annotations import services
 from annotations.models import Invitation, Project
+from core.errors import ApplicationError
 from tests.annotations import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -129,7 +130,7 @@ def test_invitations_are_refused_to_everyone_but_managers() -> None:
         assert c.get(url).status_code == 404 and c.post(url, {}).status_code == 404
     assert Client().get(url).status_code == 302
     assert not Invitation.objects.exists()
-    with pytest.raises(services.ApplicationError):
+    with pytest.raises(ApplicationError):
         services.invitation_create(project=p, user=rev)
 
 

@@ -1,186 +1,20 @@
-"""Reads for the leaderboard: latest snapshots, vote counts and per-vote arrays for the engine."""
+"""Per-vote arrays for the full recompute (style control, anomaly detection, count rebuild):
+every vote read once, one row per vote, through binary COPY on PostgreSQL."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.db import connection
-from django.db.models import Sum
+from django.db import connection, connections
 from numpy.typing import NDArray
 
-from arena.counts import CountCells, copy_rows, table_cells
-from arena.models import LLM, Battle, Vote, VoteCount
+from arena.counts import copy_rows
+from arena.models import Battle, Vote
 from core.pgcopy import int_array
-from rating.models import LeaderboardSnapshot
-
-CATEGORY_LABELS = {
-    "all": "Overall",
-    "coding": "Coding",
-    "long_prompt": "Long prompts",
-    "multi_turn": "Multi-turn",
-    "hard": "Hard prompts",
-}
-LANGUAGE_NAMES = {
-    "en": "English", "zh": "Chinese", "ru": "Russian", "de": "German", "fr": "French",
-    "es": "Spanish", "ja": "Japanese", "ko": "Korean", "pt": "Portuguese", "it": "Italian",
-    "ar": "Arabic", "hi": "Hindi", "el": "Greek", "he": "Hebrew", "th": "Thai",
-}  # fmt: skip
-
-
-def category_label(category: str) -> str:
-    """Human label for a category tag; unknown tags are shown as they are (a way to add more)."""
-    if category in CATEGORY_LABELS:
-        return CATEGORY_LABELS[category]
-    if category.startswith("lang:"):
-        code = category[5:]
-        return LANGUAGE_NAMES.get(code, code)
-    return category.replace("_", " ").capitalize()
-
-
-def category_sort_key(category: str) -> tuple[int, str]:
-    order = ["all", "coding", "long_prompt", "multi_turn", "hard"]
-    if category in order:
-        return (order.index(category), category)
-    return (10 if category.startswith("lang:") else 5, category)
-
-
-# --- snapshots ----------------------------------------------------------------------------------
-
-
-def snapshot_latest(
-    *, source: str = "arena", category: str = "all", style_control: bool = False
-) -> LeaderboardSnapshot | None:
-    """The most recent snapshot for this view, or None before the first recompute."""
-    return (
-        LeaderboardSnapshot.objects.filter(
-            source=source, category=category, style_control=style_control
-        )
-        .order_by("-computed_at", "-id")
-        .first()
-    )
-
-
-def snapshot_categories(*, source: str = "arena") -> list[str]:
-    """Categories that have at least one snapshot, "all" first."""
-    cats = set(
-        LeaderboardSnapshot.objects.filter(source=source)
-        .values_list("category", flat=True)
-        .distinct()
-    )
-    return sorted(cats, key=category_sort_key)
-
-
-def snapshot_last_version() -> int | None:
-    """``counts_version`` of the newest arena snapshot (None before the first)."""
-    return (
-        LeaderboardSnapshot.objects.filter(source="arena")
-        .order_by("-computed_at", "-id")
-        .values_list("counts_version", flat=True)
-        .first()
-    )
-
-
-# --- vote counts --------------------------------------------------------------------------------
-
-
-def counts_version() -> int:
-    """A cheap fingerprint of the whole counts table: the sum of every count."""
-    return int(VoteCount.objects.aggregate(n=Sum("count"))["n"] or 0)
-
-
-def counts_versions() -> dict[str, int]:
-    """Per-category fingerprint of the counts: the sum of the category's counts (one scan).
-
-    Increments only ever add, so a new counted vote changes the sum of exactly the categories
-    it counts in; a rebuild that corrects drift changes the sums of the categories it touched.
-    """
-    rows = (
-        VoteCount.objects.values("category").annotate(n=Sum("count")).values_list("category", "n")
-    )
-    return {c: int(n or 0) for c, n in rows if n}
-
-
-def snapshot_versions(*, source: str = "arena") -> dict[str, int]:
-    """``counts_version`` of the newest plain snapshot per category (the table stays small)."""
-    out: dict[str, int] = {}
-    rows = (
-        LeaderboardSnapshot.objects.filter(source=source, style_control=False)
-        .order_by("-computed_at", "-id")
-        .values_list("category", "counts_version")
-    )
-    for cat, version in rows:
-        out.setdefault(cat, int(version))
-    return out
-
-
-@dataclass(frozen=True)
-class CategoryCounts:
-    """Counts of one category as engine input; model_ids are LLM primary keys."""
-
-    category: str
-    a: NDArray[np.int64]
-    b: NDArray[np.int64]
-    outcome: list[str]
-    votes: NDArray[np.int64]
-
-    @property
-    def total(self) -> int:
-        return int(self.votes.sum())
-
-
-def counts_by_category(categories: list[str] | None = None) -> dict[str, CategoryCounts]:
-    """The counts of every category (or of ``categories``), LLM pks as model ids.
-
-    Reads the counts table only (on PostgreSQL one array row per category through COPY:
-    ~30,000 cells per category at 100 models).
-    """
-    if categories is not None and not categories:
-        return {}
-    return category_counts(table_cells(categories))
-
-
-def category_counts(cells: CountCells) -> dict[str, CategoryCounts]:
-    """Cells grouped per category (empty cells left out), as the plain fits read them."""
-    cats = np.asarray(cells.category, dtype=object)
-    n = np.asarray(cells.count, dtype=np.int64)
-    out = {}
-    for cat in sorted(set(cats.tolist())):
-        sel = (cats == cat) & (n > 0)
-        if not sel.any():
-            continue
-        out[cat] = CategoryCounts(
-            cat,
-            np.asarray(cells.model_a, dtype=np.int64)[sel],
-            np.asarray(cells.model_b, dtype=np.int64)[sel],
-            np.asarray(cells.outcome, dtype=object)[sel].tolist(),
-            n[sel],
-        )
-    return out
-
-
-def flagged_by_category() -> dict[str, int]:
-    """Flagged anonymous votes per category (flagged votes are few: only they are read)."""
-    counter: Counter[str] = Counter()
-    rows = (
-        Vote.objects.filter(battle__mode=Battle.Mode.ANONYMOUS)
-        .exclude(flags=[])
-        .exclude(flags__isnull=True)
-        .values_list("battle__categories", flat=True)
-    )
-    for cats in rows:
-        counter.update({"all", *(cats or [])})
-    return dict(counter)
-
-
-def models_by_id(ids: list[int]) -> dict[int, LLM]:
-    return {m.pk: m for m in LLM.objects.filter(pk__in=ids)}
-
-
-# --- per-vote arrays (full recompute: style control, anomaly detection, count rebuild) ---------
 
 
 @dataclass
@@ -223,7 +57,7 @@ class VoteArrays:
 
 _OUTCOME_CODE = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
 OUTCOMES = ("a", "b", "tie", "both_bad")  # code -> Vote.winner
-ANOMALOUS_FLAG = "anomalous_voter"  # Vote.Flag.ANOMALOUS_VOTER
+ANOMALOUS_FLAG = Vote.Flag.ANOMALOUS_VOTER.value
 _STYLE_COLS = tuple(
     f"{side}_{col}"
     for side in "ab"
@@ -356,9 +190,6 @@ def _read_split(vote_sql: str, battle_sql: str) -> tuple[list[Any], list[Any]]:
     up). Inside a transaction (tests) other connections could not see its rows: read in this
     connection, one range at a time.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
 
     def bounds(table: str) -> list[tuple[int, int]]:
         with connection.cursor() as cursor:
@@ -502,94 +333,3 @@ def _assemble(
         features_a=style[:, :4],
         features_b=style[:, 4:],
     )
-
-
-def vote_ids() -> NDArray[np.int64]:
-    """Every vote id, ascending (the count rebuild's catch-up reads this under its lock)."""
-    table = Vote._meta.db_table
-    if connection.vendor != "postgresql":
-        return np.array(sorted(Vote.objects.values_list("id", flat=True)), dtype=np.int64)
-    rows = copy_rows(f"SELECT array_agg(id) FROM {table} GROUP BY id / {_CHUNK}")
-    if not rows:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(np.concatenate([int_array(r[0]) for r in rows]))
-
-
-# --- model detail -------------------------------------------------------------------------------
-
-
-def head_to_head(llm: LLM, *, category: str = "all") -> list[dict[str, Any]]:
-    """Record of ``llm`` against each opponent from the counts: wins, losses, ties, both bad."""
-    record: dict[int, Counter[str]] = defaultdict(Counter)
-    cells = VoteCount.objects.filter(category=category, count__gt=0)
-    for b, outcome, n in cells.filter(model_a=llm).values_list("model_b_id", "outcome", "count"):
-        key = {"a": "wins", "b": "losses", "tie": "ties", "both_bad": "both_bad"}[outcome]
-        record[b][key] += n
-    for a, outcome, n in cells.filter(model_b=llm).values_list("model_a_id", "outcome", "count"):
-        key = {"a": "losses", "b": "wins", "tie": "ties", "both_bad": "both_bad"}[outcome]
-        record[a][key] += n
-    opponents = models_by_id(list(record))
-    out = []
-    for pk, c in record.items():
-        opp = opponents.get(pk)
-        if opp is None:
-            continue
-        total = sum(c.values())
-        out.append(
-            {
-                "opponent": opp.slug,
-                "opponent_name": opp.display_name,
-                "battles": total,
-                "wins": c["wins"],
-                "losses": c["losses"],
-                "ties": c["ties"],
-                "both_bad": c["both_bad"],
-                "win_rate": (c["wins"] + 0.5 * (c["ties"] + c["both_bad"])) / total,
-            }
-        )
-    out.sort(key=lambda r: (-r["battles"], r["opponent"]))
-    return out
-
-
-# --- annotation source (hook) -------------------------------------------------------------------
-
-
-def annotation_pairs() -> tuple[list[int], list[int], list[int], list[float]] | None:
-    """Pairs expanded from annotators' accepted rankings, or None when there are none.
-
-    A ranking of K responses becomes its K(K-1)/2 pairs between registered models (responses
-    without a source model, or two from the same model, are skipped): the better-ranked model
-    first with outcome 0, or outcome 2 for responses tied in one group. Each pair weighs
-    ``trust / (K - 1)``, so one annotation counts about as much as one arena vote per model,
-    scaled by how much the annotator is trusted. Fitted on their own and written as
-    ``source="annotation"`` snapshots, never mixed into the arena numbers.
-    """
-    from annotations.selectors import accepted_rankings
-
-    a: list[int] = []
-    b: list[int] = []
-    o: list[int] = []
-    w: list[float] = []
-    for ranking in accepted_rankings():
-        llm_of = {r["index"]: r.get("llm_id") for r in ranking["responses"]}
-        k = len(ranking["responses"])
-        if k < 2:
-            continue
-        weight = float(ranking.get("trust") or 0.0) / (k - 1)
-        if weight <= 0:
-            continue
-        groups = [[llm_of.get(i) for i in group] for group in ranking["ranking"]]
-        for gi, group in enumerate(groups):
-            for x, first in enumerate(group):
-                # ties inside the group
-                for second in group[x + 1 :]:
-                    if first and second and first != second:
-                        a.append(first), b.append(second), o.append(2), w.append(weight)
-                # wins over every later group
-                for later in groups[gi + 1 :]:
-                    for second in later:
-                        if first and second and first != second:
-                            a.append(first), b.append(second), o.append(0), w.append(weight)
-    if not a:
-        return None
-    return a, b, o, w
