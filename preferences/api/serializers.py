@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from preferences.exports import FILE_FORMATS
-from preferences.formats import FORMAT_CHOICES
+from preferences.exports import FORMAT_CHOICES
 from preferences.models import ApiToken, DatasetRelease
 from preferences.selectors import SOURCES
 
