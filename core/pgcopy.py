@@ -112,9 +112,14 @@ def int_array(field: bytes | None) -> np.ndarray:
 POSTGRES_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in microseconds since 1970-01-01
 
 
-def _gather(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
-    """``width`` bytes at each position, one row per position."""
-    return buf[at[:, None] + np.arange(width)]
+def _at(data: bytes, starts: np.ndarray, dtype: str) -> np.ndarray:
+    """The big-endian value of ``dtype`` at each byte offset (unaligned: a one-byte-stride view
+    of the buffer, one gather)."""
+    width = np.dtype(dtype).itemsize
+    if len(starts) and (starts.min() < 0 or starts.max() + width > len(data)):
+        raise CopyFormatError("a field runs past the end of the block")
+    view = np.ndarray(shape=(max(len(data) - width + 1, 0),), dtype=dtype, buffer=data, strides=(1,))
+    return view[starts].astype(np.dtype(dtype).newbyteorder("="))
 
 
 def field_spans(data: bytes, sizes: np.ndarray, fields: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,21 +130,17 @@ def field_spans(data: bytes, sizes: np.ndarray, fields: int) -> tuple[np.ndarray
     ``data`` and its length (-1 for NULL). One pass per field over all rows: a field's place
     follows from the lengths of the fields before it.
     """
-    buf = np.frombuffer(data, np.uint8)
     sizes = np.asarray(sizes, np.int64)
     row_starts = np.cumsum(sizes) - sizes
     if int(sizes.sum()) != len(data):
         raise CopyFormatError("row sizes do not add up to the block")
-    counts = _gather(buf, row_starts, 2).view(">i2")[:, 0] if len(sizes) else np.zeros(0)
-    if (counts != fields).any():
+    if (_at(data, row_starts, ">i2") != fields).any():
         raise CopyFormatError(f"expected {fields} fields in every row")
     starts = np.empty((len(sizes), fields), np.int64)
     lengths = np.empty((len(sizes), fields), np.int64)
     pos = row_starts + 2
     for j in range(fields):
-        if (pos + 4 > row_starts + sizes).any():
-            raise CopyFormatError("a field runs past the end of its row")
-        size = _gather(buf, pos, 4).view(">i4")[:, 0].astype(np.int64)
+        size = _at(data, pos, ">i4").astype(np.int64)
         starts[:, j] = pos + 4
         lengths[:, j] = size
         pos = pos + 4 + np.maximum(size, 0)
@@ -164,6 +165,4 @@ def piece_offsets(starts: np.ndarray, lengths: np.ndarray, total: int) -> np.nda
 
 def fixed_width(data: bytes, starts: np.ndarray, dtype: str) -> np.ndarray:
     """A fixed-width field (``>i2``, ``>i4``, ``>i8``, ``>f8``) at each start, in native order."""
-    buf = np.frombuffer(data, np.uint8)
-    width = np.dtype(dtype).itemsize
-    return _gather(buf, starts, width).view(dtype)[:, 0].astype(np.dtype(dtype).newbyteorder("="))
+    return _at(data, starts, dtype)
