@@ -118,7 +118,9 @@ def _at(data: bytes, starts: np.ndarray, dtype: str) -> np.ndarray:
     width = np.dtype(dtype).itemsize
     if len(starts) and (starts.min() < 0 or starts.max() + width > len(data)):
         raise CopyFormatError("a field runs past the end of the block")
-    view = np.ndarray(shape=(max(len(data) - width + 1, 0),), dtype=dtype, buffer=data, strides=(1,))
+    view = np.ndarray(
+        shape=(max(len(data) - width + 1, 0),), dtype=dtype, buffer=data, strides=(1,)
+    )
     return view[starts].astype(np.dtype(dtype).newbyteorder("="))
 
 

@@ -5,8 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from preferences.exports import FILE_FORMATS
-from preferences.exports import FORMAT_CHOICES
+from preferences.exports import FILE_FORMATS, FORMAT_CHOICES
 from preferences.models import ApiToken, DatasetRelease
 from preferences.selectors import SOURCES
 

@@ -141,7 +141,9 @@ def write_splits(
     directory.mkdir(parents=True, exist_ok=True)
     schema = get_format(options.format).schema(options.margin)
     writers: dict[str, Writer] = {
-        split: open_writer(directory / file_name(split, options.file_format), options.file_format, schema)
+        split: open_writer(
+            directory / file_name(split, options.file_format), options.file_format, schema
+        )
         for split in SPLITS
     }
     result = ExportResult()

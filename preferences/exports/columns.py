@@ -168,7 +168,5 @@ def interleave(prompts: pa.Array, answers: pa.Array, tx: Texts) -> pa.Array:
     is_user[user_at] = 1
     order[out_offsets[:-1][a_rows] + 2 * j + 1] = len(p) + np.arange(len(a))
     contents = pa.concat_arrays([p, a]).take(pa.array(order))
-    roles = pa.array([tx.lit("assistant").as_py(), tx.lit("user").as_py()]).take(
-        pa.array(is_user)
-    )
+    roles = pa.array([tx.lit("assistant").as_py(), tx.lit("user").as_py()]).take(pa.array(is_user))
     return make_lists(out_offsets, messages(roles, contents))

@@ -32,12 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from preferences.exports.columns import (
-    MESSAGE,
     MESSAGES,
     STRINGS,
     Texts,
@@ -246,7 +244,11 @@ class Format:
         return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
-_CHOSEN_REJECTED_TEXT = (("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()))
+_CHOSEN_REJECTED_TEXT = (
+    ("prompt", pa.string()),
+    ("chosen", pa.string()),
+    ("rejected", pa.string()),
+)
 
 FORMATS: dict[str, Format] = {
     f.name: f
@@ -370,6 +372,3 @@ def _feature(name: str, t: pa.DataType) -> dict[str, Any]:
     if pa.types.is_struct(t):
         return {"name": name, "struct": [_feature(f.name, f.type) for f in t]}
     return {"name": name, "dtype": _dtype(t)}
-
-
-

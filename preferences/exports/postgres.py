@@ -30,9 +30,22 @@ from preferences.selectors import ARENA_COLUMNS, PairFilters, arena_turn_rows
 
 WORK_MEM = "64MB"
 BLOCK_BYTES = 8 << 20  # rows decoded at once (int32 offsets: far below 2 GiB)
-VOTE_COLUMNS = ["vote_id", "public_id", "model_a", "model_b", "winner", "voter", "flags", "categories"]
+VOTE_COLUMNS = [
+    "vote_id",
+    "public_id",
+    "model_a",
+    "model_b",
+    "winner",
+    "voter",
+    "flags",
+    "categories",
+]
 VOTE_COLUMNS += ["language", "created"]
-_TEXTS = [("prompt", "prompt", "prompt_"), ("text_a", "ra__text", "ra__text_"), ("text_b", "rb__text", "rb__text_")]
+_TEXTS = [
+    ("prompt", "prompt", "prompt_"),
+    ("text_a", "ra__text", "ra__text_"),
+    ("text_b", "rb__text", "rb__text_"),
+]
 _CASTS = {"public_id": "::text", "flags": "::text", "categories": "::text"}
 
 
@@ -53,7 +66,10 @@ def _columns(options: ExportOptions) -> tuple[list[str], list[str]]:
         s = f"b.{(prefix + stored).replace('__', '_')}"
         x = f"b.{text.replace('__', '_')}"
         late_key = " OR b.prompt_key IS NULL" if text == "prompt" else ""
-        select += [f"CASE WHEN {s} = '' THEN {x} ELSE {s} END", f"CASE WHEN {s} IS NULL{late_key} THEN {x} END"]
+        select += [
+            f"CASE WHEN {s} = '' THEN {x} ELSE {s} END",
+            f"CASE WHEN {s} IS NULL{late_key} THEN {x} END",
+        ]
     if stored is not None:
         extra.append("prompt_key")
         select.append("b.prompt_key")
@@ -65,7 +81,9 @@ def turn_rows_sql(filters: PairFilters, options: ExportOptions) -> str:
     Complete SQL (COPY takes no parameters)."""
     extra, select = _columns(options)
     names = [*VOTE_COLUMNS, "prompt", "ra_text", "rb_text", *(e.replace("__", "_") for e in extra)]
-    sql, params = arena_turn_rows(filters).values_list(*ARENA_COLUMNS, *extra).query.sql_with_params()
+    sql, params = (
+        arena_turn_rows(filters).values_list(*ARENA_COLUMNS, *extra).query.sql_with_params()
+    )
     connection.ensure_connection()
     with psycopg.ClientCursor(connection.connection) as cur:
         base = cur.mogrify(sql, params)
@@ -91,7 +109,9 @@ def decode(data: bytes, sizes: np.ndarray, names: list[str]) -> pa.Table:
     starts, lengths = pgcopy.field_spans(data, sizes, len(names))
     offsets = pgcopy.piece_offsets(starts, lengths, len(data))
     pieces = pa.Array.from_buffers(
-        pa.binary(), len(offsets) - 1, [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)]
+        pa.binary(),
+        len(offsets) - 1,
+        [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(data)],
     )
     rows, fields = starts.shape
     columns: dict[str, pa.Array] = {}
@@ -99,7 +119,9 @@ def decode(data: bytes, sizes: np.ndarray, names: list[str]) -> pa.Table:
         if name in _FIXED:
             values = pgcopy.fixed_width(data, starts[:, j], _FIXED[name])
             if name == "created":
-                columns[name] = pa.array(values + pgcopy.POSTGRES_EPOCH_US, pa.timestamp("us", "UTC"))
+                columns[name] = pa.array(
+                    values + pgcopy.POSTGRES_EPOCH_US, pa.timestamp("us", "UTC")
+                )
             else:
                 columns[name] = pa.array(values)
             continue

@@ -130,9 +130,7 @@ def escape_strings(array: pa.Array) -> pa.Array:
 
 def keys_of(prompts: pa.Array) -> pa.Array:
     """``options.prompt_key`` of each (scrubbed, unescaped) prompt."""
-    return pa.array(
-        [hashlib.sha256(p.strip().encode()).digest() for p in prompts.to_pylist()], KEY
-    )
+    return pa.array([hashlib.sha256(p.strip().encode()).digest() for p in prompts.to_pylist()], KEY)
 
 
 def string_list(value: Any) -> list[str]:
@@ -258,7 +256,9 @@ def _final_texts(turns: pa.Table, column: str, options: ExportOptions, tx: Texts
     if options.scrub_pii:
         raw = _fix_rows(raw, pc.and_(todo, pc.match_substring_regex(raw, _PHONE_OR_MAIL)), scrub)
     if tx.escaped:
-        raw = _fix_rows(raw, pc.and_(todo, pc.match_substring_regex(raw, NEEDS_ESCAPE)), json_escape_text)
+        raw = _fix_rows(
+            raw, pc.and_(todo, pc.match_substring_regex(raw, NEEDS_ESCAPE)), json_escape_text
+        )
     return raw if stored is None else pc.coalesce(stored, raw)
 
 
@@ -332,10 +332,11 @@ def rankings_from_pairs(pairs: pa.Table, tx: Texts) -> pa.Table:
     winner = pairs["winner"].combine_chunks()
     n = pairs.num_rows
     both_bad = pc.equal(winner, WINNER_BOTH_BAD)
-    labels = pc.if_else(
-        both_bad, tx.lit(json.dumps({"both_bad": True})), tx.lit(json.dumps({}))
-    )
-    side_texts = [join(pairs[s].combine_chunks(), tx.lit("\n\n").as_py()) for s in ("response_a", "response_b")]
+    labels = pc.if_else(both_bad, tx.lit(json.dumps({"both_bad": True})), tx.lit(json.dumps({})))
+    side_texts = [
+        join(pairs[s].combine_chunks(), tx.lit("\n\n").as_py())
+        for s in ("response_a", "response_b")
+    ]
     models = [pairs["model_a"].combine_chunks(), pairs["model_b"].combine_chunks()]
     order = np.arange(2 * n).reshape(2, n).T.ravel()  # a then b, row by row
     responses = pa.StructArray.from_arrays(
