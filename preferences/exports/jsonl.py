@@ -140,15 +140,21 @@ def _concat(all_parts: list[Part], n: int, pool: _Pool) -> _Pieces:
 
 def _floats(values: pa.Array) -> pa.Array:
     """``repr(x)`` of each float: Arrow's shortest round-trip digits, with ``.0`` on whole
-    numbers; the exponent form below 1e-4 (``1e-05``) from Python itself (rare)."""
+    numbers below 1e16 (Arrow writes ``1``); the exponent form below 1e-4 (``1e-05``, where
+    Arrow writes ``0.00001``) from Python itself (rare)."""
     numbers = values.to_numpy(zero_copy_only=False)
     valid = values.is_valid().to_numpy(zero_copy_only=False)
-    if not np.isfinite(numbers[valid]).all():
+    finite = np.isfinite(numbers)
+    if not finite[valid].all():
         raise ValueError("Out of range float values are not JSON compliant")
+    numbers = np.where(valid, numbers, 0.0)
     text = pc.cast(values, pa.string())
-    whole = pc.invert(pc.match_substring_regex(text, r"[.e]"))
-    text = pc.if_else(pc.fill_null(whole, False), pc.binary_join_element_wise(text, ".0", ""), text)
-    tiny = valid & (np.abs(np.nan_to_num(numbers)) < 1e-4) & (numbers != 0)
+    whole = (numbers == np.trunc(numbers)) & (np.abs(numbers) < 1e16)
+    if whole.all():
+        text = pc.binary_join_element_wise(text, ".0", "")
+    elif whole.any():
+        text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(text, ".0", ""), text)
+    tiny = (np.abs(numbers) < 1e-4) & (numbers != 0)
     if tiny.any():
         fixed = pa.array([repr(float(x)) for x in numbers[tiny]], pa.string())
         text = pc.replace_with_mask(text, pa.array(tiny), fixed)

@@ -29,7 +29,10 @@ from preferences.exports.options import ExportOptions
 from preferences.selectors import ARENA_COLUMNS, PairFilters, arena_turn_rows
 
 WORK_MEM = "64MB"
-BLOCK_BYTES = 8 << 20  # rows decoded at once (int32 offsets: far below 2 GiB)
+# Rows decoded at once (int32 offsets: far below 2 GiB). A Parquet release holds a block's copies
+# next to its row groups in flight, so its blocks are smaller (peak RSS); JSON lines pay a fixed
+# cost per block (~300 Arrow calls), so theirs are larger. Measured in bench/export.py.
+BLOCK_BYTES = {"json": 6 << 20, "parquet": 2 << 20}
 VOTE_COLUMNS = [
     "vote_id",
     "public_id",
@@ -144,13 +147,13 @@ def _copy_out(sql: str) -> Iterator[Any]:
             yield copy
 
 
-def _blocks(messages: Iterable[bytes], names: list[str]) -> Iterator[pa.Table]:
+def _blocks(messages: Iterable[bytes], names: list[str], limit: int) -> Iterator[pa.Table]:
     rows: list[bytes] = []
     size = 0
     for message in messages:
         rows.append(message)
         size += len(message)
-        if size >= BLOCK_BYTES:
+        if size >= limit:
             yield decode(b"".join(rows), np.fromiter(map(len, rows), np.int64), names)
             rows, size = [], 0
     if rows:
@@ -177,4 +180,5 @@ def turn_blocks(filters: PairFilters, options: ExportOptions) -> Iterator[pa.Tab
     the connection: nothing else can run on it."""
     names = _names(options)
     with _copy_out(turn_rows_sql(filters, options)) as copy:
-        yield from whole_votes(_blocks(pgcopy.row_messages(copy), names))
+        limit = BLOCK_BYTES["json" if options.json_lines else "parquet"]
+        yield from whole_votes(_blocks(pgcopy.row_messages(copy), names, limit))

@@ -143,11 +143,19 @@ def string_list(value: Any) -> list[str]:
     return [v if isinstance(v, str) else json.dumps(v) for v in value]
 
 
-def string_lists(values: pa.Array) -> pa.Array:
-    """A column of stored lists (JSON texts, few distinct) as a list column."""
+def string_lists(values: pa.Array, tx: Texts) -> pa.Array:
+    """A column of stored lists (JSON texts, few distinct) as a list column in ``tx``'s mode."""
     encoded = values.dictionary_encode()
-    lists = [string_list(v) for v in encoded.dictionary.to_pylist()]
-    return pa.array(lists, STRINGS).take(encoded.indices)
+    lists = pa.array([string_list(v) for v in encoded.dictionary.to_pylist()], STRINGS)
+    return (escape_strings(lists) if tx.escaped else lists).take(encoded.indices)
+
+
+def _few(values: pa.Array, tx: Texts) -> pa.Array:
+    """A column of few distinct strings (model names, languages) in ``tx``'s mode."""
+    if not tx.escaped:
+        return values
+    encoded = values.dictionary_encode()
+    return escape_texts(encoded.dictionary).take(encoded.indices)
 
 
 def _finish(table: pa.Table, texts: Sequence[str], options: ExportOptions, tx: Texts) -> pa.Table:
@@ -305,21 +313,21 @@ def pairs_from_turns(turns: pa.Table, options: ExportOptions, tx: Texts) -> pa.T
     decisive = pc.is_in(winner, value_set=pa.array([WINNER_A, WINNER_B]))
     return pa.table(
         {
-            "id": strings(cat("arena:", vote("public_id"))),
+            "id": cat("arena:", vote("public_id")),  # a UUID's text has nothing to escape
             "source": constant(SOURCE_ARENA, n, pa.string()),
             **texts,
-            "model_a": strings(pc.fill_null(vote("model_a"), "")),
-            "model_b": strings(pc.fill_null(vote("model_b"), "")),
+            "model_a": _few(pc.fill_null(vote("model_a"), ""), tx),
+            "model_b": _few(pc.fill_null(vote("model_b"), ""), tx),
             "winner": winner,
             "margin": pc.if_else(decisive, 1.0, 0.0),
             "weight": constant(1.0, n, pa.float64()),
             "judge": strings(pc.utf8_slice_codeunits(vote("voter"), 0, 16)),
-            "categories": strings(string_lists(vote("categories"))),
-            "language": strings(pc.fill_null(vote("language"), "")),
+            "categories": string_lists(vote("categories"), tx),
+            "language": _few(pc.fill_null(vote("language"), ""), tx),
             "created": vote("created").cast(UTC_MICROS),
             "agreement": pa.nulls(n, pa.float64()),
             "trust": pa.nulls(n, pa.float64()),
-            "flags": strings(string_lists(vote("flags"))),
+            "flags": string_lists(vote("flags"), tx),
             "key": _turn_keys(turns, offsets[:-1], options),
         },
         schema=PAIRS,

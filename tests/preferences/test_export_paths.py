@@ -147,7 +147,7 @@ def test_small_blocks_never_split_a_vote(data, tmp_path, monkeypatch):
     options = ExportOptions(format="arena_battles", file_format="parquet", test_fraction=0.4)
     whole = write_splits(tmp_path / "whole", TIE_FILTERS, options)
     monkeypatch.setattr(writers, "PARQUET_ROW_GROUP", 4)
-    monkeypatch.setattr(postgres, "BLOCK_BYTES", 600)
+    monkeypatch.setattr(postgres, "BLOCK_BYTES", {"json": 600, "parquet": 600})
     monkeypatch.setattr(sources, "TURN_ROWS_PER_BLOCK", 2)
     monkeypatch.setattr(sources, "OBJECTS_PER_BLOCK", 1)
     small = write_splits(tmp_path / "small", TIE_FILTERS, options)
