@@ -66,6 +66,7 @@ class PairOutput(serializers.Serializer):
     response_b = serializers.ListField(child=serializers.CharField(allow_blank=True))
     model_a = serializers.CharField()
     model_b = serializers.CharField()
+    # The pair's winner (``Pair.winner``) under the public API's name, kept as published.
     outcome = serializers.ChoiceField(choices=["a", "b", "tie", "both_bad"])
     margin = serializers.FloatField()
     weight = serializers.FloatField()

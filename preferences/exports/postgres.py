@@ -32,7 +32,7 @@ WORK_MEM = "64MB"
 # Rows decoded at once (int32 offsets: far below 2 GiB). A Parquet release holds a block's copies
 # next to its row groups in flight, so its blocks are smaller (peak RSS); JSON lines pay a fixed
 # cost per block (~300 Arrow calls), so theirs are larger. Measured in bench/export.py.
-BLOCK_BYTES = {"json": 6 << 20, "parquet": 2 << 20}
+BLOCK_BYTES = {"json": 4 << 20, "parquet": 2 << 20}
 VOTE_COLUMNS = [
     "vote_id",
     "public_id",
