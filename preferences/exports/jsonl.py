@@ -139,25 +139,26 @@ def _concat(all_parts: list[Part], n: int, pool: _Pool) -> _Pieces:
 
 
 def _floats(values: pa.Array) -> pa.Array:
-    """``repr(x)`` of each float: Arrow's shortest round-trip digits, with ``.0`` on whole
-    numbers below 1e16 (Arrow writes ``1``); the exponent form below 1e-4 (``1e-05``, where
-    Arrow writes ``0.00001``) from Python itself (rare)."""
+    """``repr(x)`` of each float. Arrow writes the same shortest round-trip digits, in fixed
+    notation for 1e-6 <= |x| < 1e10 without ``.0`` on whole numbers (``1``); Python's ``repr``
+    uses fixed notation for 1e-4 <= |x| < 1e16 with ``.0``. Values outside Arrow's common range
+    with Python (tiny, or 1e10 and above: rare here) are written by ``repr`` itself."""
     numbers = values.to_numpy(zero_copy_only=False)
     valid = values.is_valid().to_numpy(zero_copy_only=False)
-    finite = np.isfinite(numbers)
-    if not finite[valid].all():
+    if not np.isfinite(numbers[valid]).all():
         raise ValueError("Out of range float values are not JSON compliant")
     numbers = np.where(valid, numbers, 0.0)
     text = pc.cast(values, pa.string())
-    whole = (numbers == np.trunc(numbers)) & (np.abs(numbers) < 1e16)
+    size = np.abs(numbers)
+    whole = (numbers == np.trunc(numbers)) & (size < 1e10)
     if whole.all():
         text = pc.binary_join_element_wise(text, ".0", "")
     elif whole.any():
         text = pc.if_else(pa.array(whole), pc.binary_join_element_wise(text, ".0", ""), text)
-    tiny = (np.abs(numbers) < 1e-4) & (numbers != 0)
-    if tiny.any():
-        fixed = pa.array([repr(float(x)) for x in numbers[tiny]], pa.string())
-        text = pc.replace_with_mask(text, pa.array(tiny), fixed)
+    python = valid & (((size < 1e-4) & (numbers != 0)) | (size >= 1e10))
+    if python.any():
+        fixed = pa.array([repr(float(x)) for x in numbers[python]], pa.string())
+        text = pc.replace_with_mask(text, pa.array(python), fixed)
     return text
 
 

@@ -189,3 +189,35 @@ def test_split_threshold_matches_split_of(fraction):
         assert (value < threshold) == (split_of(prompt, fraction) == "test")
     if threshold:
         assert (threshold - 1) / 2**64 < fraction <= threshold / 2**64
+
+
+def test_json_lines_write_numbers_and_texts_as_python_json():
+    """The block encoder against ``json.dumps`` on values chosen to differ between writers:
+    whole floats, the exponent forms, shortest round-trip digits, control characters, nulls."""
+    import random
+
+    from preferences.exports import jsonl
+    from preferences.exports.tables import escape_strings
+
+    rng = random.Random(5)
+    floats = [1.0, 0.5, 1e-05, 1e-7, 0.0001, 1e16, 1.5e17, 1767268890.123457, -0.0, 2.0]
+    floats += [rng.uniform(-1e6, 1e6) for _ in range(200)]
+    floats += [10 ** rng.uniform(-9, 20) for _ in range(200)]
+    alphabet = ['"', "\\", "\n", "\t", "\x00", "\x1f", "\x7f", "\u2028", "é", "😀", "a", " "]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(410)]
+    n = len(floats)
+    table = pa.table(
+        {
+            "f": pa.array(floats, pa.float64()),
+            "maybe": pa.array([None if i % 3 else x for i, x in enumerate(floats)], pa.float64()),
+            "s": pa.array(texts[:n], pa.string()),
+            "l": pa.array([texts[i : i + i % 4] for i in range(n)], pa.list_(pa.string())),
+            "i": pa.array(range(n), pa.int64()),
+            "b": pa.array([i % 2 == 0 for i in range(n)]),
+        }
+    )
+    escaped = pa.table({c: escape_strings(table[c].combine_chunks()) for c in table.column_names})
+    written = bytes(jsonl.line_bytes(jsonl.lines(escaped)))
+    assert written == b"".join(_encode(row).encode() + b"\n" for row in table.to_pylist())
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        jsonl.lines(pa.table({"f": pa.array([float("nan")])}))
