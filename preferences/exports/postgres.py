@@ -33,22 +33,12 @@ WORK_MEM = "64MB"
 # next to its row groups in flight, so its blocks are smaller (peak RSS); JSON lines pay a fixed
 # cost per block (~300 Arrow calls), so theirs are larger. Measured in bench/export.py.
 BLOCK_BYTES = {"json": 4 << 20, "parquet": 2 << 20}
+# The names of the selector's ARENA_COLUMNS here (the vote's, then the three texts').
 VOTE_COLUMNS = [
-    "vote_id",
-    "public_id",
-    "model_a",
-    "model_b",
-    "winner",
-    "voter",
-    "flags",
-    "categories",
+    *("vote_id", "public_id", "model_a", "model_b", "winner", "voter", "flags", "categories"),
+    *("language", "created"),
 ]
-VOTE_COLUMNS += ["language", "created"]
-_TEXTS = [
-    ("prompt", "prompt", "prompt_"),
-    ("text_a", "ra__text", "ra__text_"),
-    ("text_b", "rb__text", "rb__text_"),
-]
+TEXT_COLUMNS = {"prompt": "prompt", "ra__text": "text_a", "rb__text": "text_b"}
 _CASTS = {"public_id": "::text", "flags": "::text", "categories": "::text"}
 
 
@@ -61,12 +51,12 @@ def _columns(options: ExportOptions) -> tuple[list[str], list[str]]:
     stored = ("json" if options.json_lines else "scrubbed") if options.scrub_pii else None
     extra = ["index"]
     select = [f"b.{name}{_CASTS.get(name, '')}" for name in VOTE_COLUMNS]
-    for _name, text, prefix in _TEXTS:
+    for text in TEXT_COLUMNS:
         if stored is None:
             select.append(f"b.{text.replace('__', '_')}")
             continue
-        extra.append(prefix + stored)
-        s = f"b.{(prefix + stored).replace('__', '_')}"
+        extra.append(f"{text}_{stored}")
+        s = f"b.{text.replace('__', '_')}_{stored}"
         x = f"b.{text.replace('__', '_')}"
         late_key = " OR b.prompt_key IS NULL" if text == "prompt" else ""
         select += [
@@ -98,7 +88,7 @@ def turn_rows_sql(filters: PairFilters, options: ExportOptions) -> str:
 
 def _names(options: ExportOptions) -> list[str]:
     out = list(VOTE_COLUMNS)
-    for name, _text, _prefix in _TEXTS:
+    for name in TEXT_COLUMNS.values():
         out += [name, name + "_raw"] if options.scrub_pii else [name + "_raw"]
     return out + (["key"] if options.scrub_pii else [])
 
