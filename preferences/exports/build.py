@@ -1,7 +1,7 @@
 """A release's files: source blocks -> ties, dedup, format, split -> one writer per split.
 
-Every step works on a block of rows at once. The format's ties rule drops ties and both-bad
-votes from chosen/rejected formats; the dedup keeps the first row of each prompt key across the
+Every step works on a block of rows at once. The format's ties rule (chosen/rejected formats
+leave ties and both-bad votes out) is applied by the queries (``sources``); the dedup keeps the first row of each prompt key across the
 whole stream (arena rows, then annotation rows); the split is the key's first 8 bytes against
 ``split_threshold`` (see :mod:`preferences.exports.options`).
 """
@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from preferences.exports.card import ExportResult, FileInfo
 from preferences.exports.columns import Texts
-from preferences.exports.formats import Format, get_format
+from preferences.exports.formats import get_format
 from preferences.exports.options import (
     DEDUP_KEY_BYTES,
     SPLITS,
@@ -30,7 +30,7 @@ from preferences.exports.options import (
 from preferences.exports.sources import source_blocks
 from preferences.exports.tables import KEY
 from preferences.exports.writers import Writer, open_writer
-from preferences.selectors import WINNER_A, WINNER_B, PairFilters
+from preferences.selectors import PairFilters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,9 +67,7 @@ def _first_of_each_prompt(keys: pa.Array, seen: set[bytes]) -> pa.Array:
     return pa.array(keep, pa.bool_())
 
 
-def _kept(table: pa.Table, fmt: Format, options: ExportOptions, seen: set[bytes]) -> pa.Table:
-    if not fmt.ties:
-        table = table.filter(pc.is_in(table["winner"], value_set=pa.array([WINNER_A, WINNER_B])))
+def _kept(table: pa.Table, options: ExportOptions, seen: set[bytes]) -> pa.Table:
     if options.dedup_prompts and table.num_rows:
         table = table.filter(_first_of_each_prompt(table["key"].combine_chunks(), seen))
     return table
@@ -81,7 +79,7 @@ def release_blocks(filters: PairFilters, options: ExportOptions) -> Iterator[Blo
     texts = Texts(escaped=options.json_lines)
     seen: set[bytes] = set()
     for source in source_blocks(filters, options):
-        table = _kept(source.table, fmt, options, seen)
+        table = _kept(source.table, options, seen)
         if not table.num_rows:
             continue
         rows = fmt.table(table, texts, options.margin)

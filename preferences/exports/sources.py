@@ -93,6 +93,8 @@ def source_blocks(filters: PairFilters, options: ExportOptions) -> Iterator[Sour
     (scrubbed as asked, JSON escapes for JSON lines)."""
     fmt = get_format(options.format)
     tx = Texts(escaped=options.json_lines)
+    if not fmt.ties:  # the format's ties rule, applied by the queries: fewer rows read
+        filters = dataclasses.replace(filters, include_ties=False, include_both_bad=False)
     if SOURCE_ARENA in filters.sources:
         arena = dataclasses.replace(filters, sources=(SOURCE_ARENA,))
         typed = postgres.available()

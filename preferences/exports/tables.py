@@ -257,9 +257,9 @@ def _final_texts(turns: pa.Table, column: str, options: ExportOptions, tx: Texts
     from the raw text (``column + '_raw'``; a missing response is '')."""
     n = turns.num_rows
     stored = turns[column].combine_chunks() if column in turns.column_names else None
-    raw = pc.fill_null(turns[column + "_raw"].combine_chunks(), "")
     if stored is not None and stored.null_count == 0:
         return stored
+    raw = pc.fill_null(turns[column + "_raw"].combine_chunks(), "")
     todo = pa.array(np.ones(n, bool)) if stored is None else stored.is_null()
     if options.scrub_pii:
         raw = _fix_rows(raw, pc.and_(todo, pc.match_substring_regex(raw, _PHONE_OR_MAIL)), scrub)
