@@ -7,6 +7,10 @@ a 4-byte flags field and a 4-byte header-extension length (then the extension); 
 2-byte field count and, per field, a 4-byte length (-1 for NULL) and the bytes; the trailer is
 a field count of -1. psycopg's ``Copy`` iterator yields one protocol message per row, the file
 header arriving with the first row and the trailer alone.
+
+Two ways to read rows: ``parse`` (a few rows of big fields, a Python loop per field) and, for
+many rows, ``field_spans`` (where every field of a block of rows is, with numpy, one pass per
+field over all rows) with ``piece_offsets`` / ``fixed_width`` to cut the values out.
 """
 
 from __future__ import annotations

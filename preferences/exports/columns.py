@@ -120,12 +120,6 @@ def join(lists: pa.Array, separator: str) -> pa.Array:
     return pc.binary_join(lists, separator)
 
 
-def map_elements(lists: pa.Array, function: Any) -> pa.Array:
-    """``function`` applied to the flat values, the rows kept."""
-    offsets, values = flat(lists)
-    return make_lists(offsets, function(values))
-
-
 def per_turn(prompts: pa.Array, answers: pa.Array, piece: Any) -> pa.Array:
     """``piece(prompt, answer, turn index)`` for every turn, as lists per row: the two lists of
     a row have one length (one answer per prompt)."""
