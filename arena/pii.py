@@ -1,12 +1,12 @@
 """PII scrubbing of the texts the arena stores: the patterns, shared by Python and PostgreSQL,
 and the Python scrub (no Django imports: ``arena.models`` reads the patterns to define its
-generated columns; the preference export scrubs with ``scrub`` and the same patterns in SQL).
+generated columns; the preference export scrubs with ``scrub`` where they are not stored).
 
 Both patterns use explicit ASCII classes (no \\d / \\s / \\w, whose meaning differs between
-Python's and PostgreSQL's regex engines and locales): the PostgreSQL export path
-(``preferences.sql_export``) and the generated columns ``Turn.prompt_scrubbed`` /
-``Response.text_scrubbed`` run the very same pattern strings through ``regexp_replace``, and
-tests/preferences/test_sql_export.py checks both engines agree on a fuzzed corpus.
+Python's and PostgreSQL's regex engines and locales): the generated columns
+``Turn.prompt_scrubbed`` / ``Response.text_scrubbed`` run the very same pattern strings through
+``regexp_replace``, and tests/preferences/test_stored_texts.py checks both engines agree on a
+fuzzed corpus.
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ pa_bench_export); data (battles, one turn each, two responses, a vote) is genera
 COPY and reused while it has the requested size. Each export runs in a fresh child process so its
 peak RSS is the export's own. Prints, from the same run:
 - PostgreSQL ``COPY (SELECT <the same join>) TO STDOUT`` of the same rows (the physical limit);
-- our JSONL and Parquet release build (the code the Celery task runs; on PostgreSQL
-  preferences.sql_export: PostgreSQL scrubs, splits, dedups and writes each JSON line, streamed by
-  COPY; Python routes the lines to the split files + sha256; arena_battles Parquet comes as
-  typed COPY fields turned into Arrow columns by preferences.sql_arrow), rows/s and peak RSS;
+- our JSONL and Parquet release build (the code the Celery task runs, preferences.exports: the
+  selector's turn rows as one typed binary COPY with the texts' stored scrub and JSON escape,
+  decoded into Arrow blocks; each format built once as Arrow columns; JSON lines gathered from
+  pieces, Parquet written from the columns; split files + sha256), rows/s and peak RSS;
 - the API pairs page (bearer token, full Django stack, no network) p50/p95 at the first page,
   deep cursors and a model filter.
 Budgets (issue 7): export >= 50k rows/s, peak memory <= 300 MB, pairs page p50 <= 30 ms.

@@ -7,6 +7,10 @@ a 4-byte flags field and a 4-byte header-extension length (then the extension); 
 2-byte field count and, per field, a 4-byte length (-1 for NULL) and the bytes; the trailer is
 a field count of -1. psycopg's ``Copy`` iterator yields one protocol message per row, the file
 header arriving with the first row and the trailer alone.
+
+Two ways to read rows: ``parse`` (a few rows of big fields, a Python loop per field) and, for
+many rows, ``field_spans`` (where every field of a block of rows is, with numpy, one pass per
+field over all rows) with ``piece_offsets`` / ``fixed_width`` to cut the values out.
 """
 
 from __future__ import annotations
@@ -105,3 +109,66 @@ def int_array(field: bytes | None) -> np.ndarray:
         raise CopyFormatError(f"expected an integer array, got element type oid {oid}")
     dtype = np.dtype([("len", ">i4"), ("v", _INT_WIDTHS[oid])])
     return np.frombuffer(field, dtype=dtype, offset=20, count=size)["v"].astype(np.int64)
+
+
+# --- whole blocks of rows at once (numpy, no per-row Python) --------------------------------------
+
+POSTGRES_EPOCH_US = 946_684_800_000_000  # 2000-01-01 UTC in microseconds since 1970-01-01
+
+
+def _at(data: bytes, starts: np.ndarray, dtype: str) -> np.ndarray:
+    """The big-endian value of ``dtype`` at each byte offset (unaligned: a one-byte-stride view
+    of the buffer, one gather)."""
+    width = np.dtype(dtype).itemsize
+    if len(starts) and (starts.min() < 0 or starts.max() + width > len(data)):
+        raise CopyFormatError("a field runs past the end of the block")
+    view = np.ndarray(
+        shape=(max(len(data) - width + 1, 0),), dtype=dtype, buffer=data, strides=(1,)
+    )
+    return view[starts].astype(np.dtype(dtype).newbyteorder("="))
+
+
+def field_spans(data: bytes, sizes: np.ndarray, fields: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where every field of a block of rows is: ``data`` is rows back to back (row messages, no
+    file header or trailer), ``sizes`` each row's length, every row of ``fields`` fields.
+
+    Returns (starts, lengths), each ``(rows, fields)``: the byte offset of each field's value in
+    ``data`` and its length (-1 for NULL). One pass per field over all rows: a field's place
+    follows from the lengths of the fields before it.
+    """
+    sizes = np.asarray(sizes, np.int64)
+    row_starts = np.cumsum(sizes) - sizes
+    if int(sizes.sum()) != len(data):
+        raise CopyFormatError("row sizes do not add up to the block")
+    if (_at(data, row_starts, ">i2") != fields).any():
+        raise CopyFormatError(f"expected {fields} fields in every row")
+    starts = np.empty((len(sizes), fields), np.int64)
+    lengths = np.empty((len(sizes), fields), np.int64)
+    pos = row_starts + 2
+    for j in range(fields):
+        size = _at(data, pos, ">i4").astype(np.int64)
+        starts[:, j] = pos + 4
+        lengths[:, j] = size
+        pos = pos + 4 + np.maximum(size, 0)
+    if (pos != row_starts + sizes).any():
+        raise CopyFormatError("row layout: the fields do not fill their rows")
+    return starts, lengths
+
+
+def piece_offsets(starts: np.ndarray, lengths: np.ndarray, total: int) -> np.ndarray:
+    """Offsets cutting a block at every field's start and end (NULL fields: empty): piece
+    ``2k + 1`` is field ``k`` of ``field_spans`` in row-major order, so one binary array over
+    the block's bytes with these offsets holds every field, each column a ``take`` of it."""
+    flat_starts = starts.ravel()
+    ends = flat_starts + np.maximum(lengths.ravel(), 0)
+    offsets = np.empty(2 * len(flat_starts) + 2, np.int64)
+    offsets[0] = 0
+    offsets[1:-1:2] = flat_starts
+    offsets[2:-1:2] = ends
+    offsets[-1] = total
+    return offsets
+
+
+def fixed_width(data: bytes, starts: np.ndarray, dtype: str) -> np.ndarray:
+    """A fixed-width field (``>i2``, ``>i4``, ``>i8``, ``>f8``) at each start, in native order."""
+    return _at(data, starts, dtype)

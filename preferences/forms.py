@@ -4,8 +4,7 @@ from typing import Any
 
 from django import forms
 
-from preferences.exports import FILE_FORMATS, ExportOptions
-from preferences.formats import FORMAT_CHOICES
+from preferences.exports import FILE_FORMATS, FORMAT_CHOICES, ExportOptions
 from preferences.models import ApiToken
 from preferences.selectors import SOURCES, PairFilters
 

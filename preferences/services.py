@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import secrets
 import shutil
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,26 +18,16 @@ from django.utils import timezone
 
 from core.background import enqueue
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
-from preferences import sql_export
 from preferences.exports import (
     FILE_FORMATS,
+    FORMATS,
     ExportOptions,
     dataset_card,
-    format_rows,
-    rankings_rows,
     write_card_and_manifest,
     write_splits,
 )
-from preferences.formats import FORMATS, ranking_from_pair
 from preferences.models import ApiToken, DatasetRelease
-from preferences.selectors import (
-    PairFilters,
-    count_pairs_estimate,
-    iter_arena_pairs,
-    iter_pairs,
-    iter_rankings,
-    snapshot_ids,
-)
+from preferences.selectors import PairFilters, count_pairs_estimate, snapshot_ids
 
 TOKEN_PREFIX = "pa_"
 MAX_TOKENS_PER_USER = 50
@@ -192,23 +181,6 @@ def _release_filters(release: DatasetRelease) -> PairFilters:
     )
 
 
-def release_rows(release: DatasetRelease, *, chunk_size: int = 2000) -> Iterable[Any]:
-    """(split, row) stream of a release, read from its snapshot in the fixed order.
-
-    On PostgreSQL the arena rows come as JSON lines built by PostgreSQL itself
-    (:class:`preferences.sql_export.SqlRows`, the same bytes as the Python formatter, several
-    times faster); elsewhere (SQLite) from the Python formatter.
-    """
-    filters = _release_filters(release)
-    options = _export_options(release)
-    if sql_export.available():
-        return sql_export.SqlRows(filters, options)
-    if FORMATS[release.format].per_ranking:
-        votes = (ranking_from_pair(p) for p in iter_arena_pairs(filters, chunk_size=chunk_size))
-        return rankings_rows(itertools.chain(votes, iter_rankings(filters)), options)
-    return format_rows(iter_pairs(filters, chunk_size=chunk_size), options)
-
-
 @contextlib.contextmanager
 def _streaming_read(save: Callable[[int], None]) -> Iterator[Callable[[int], None]]:
     """Where the rows are read, and how progress gets out while they are.
@@ -287,7 +259,7 @@ def release_build(*, release_id: int) -> DatasetRelease | None:
 
     try:
         with _streaming_read(save_progress) as progress:
-            result = write_splits(work, release_rows(release), options, progress=progress)
+            result = write_splits(work, filters, options, progress=progress)
         card = dataset_card(
             name=release.name,
             version=release.version,

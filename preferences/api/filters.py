@@ -9,7 +9,7 @@ import django_filters
 from django import forms
 
 from arena.models import Battle, Vote
-from preferences.selectors import OUTCOMES, SOURCES, PairFilters
+from preferences.selectors import SOURCES, WINNERS, PairFilters
 
 
 class CsvField(forms.CharField):
@@ -89,7 +89,7 @@ class BattleFilterSet(django_filters.FilterSet):
     model = django_filters.CharFilter(method="filter_model", help_text="Model slug (either side).")
     language = django_filters.CharFilter()
     winner = django_filters.ChoiceFilter(
-        field_name="vote__winner", choices=[(o, o) for o in OUTCOMES]
+        field_name="vote__winner", choices=[(o, o) for o in WINNERS]
     )
     created_after = UtcDateTimeFilter(field_name="created", lookup_expr="gte")
     created_before = UtcDateTimeFilter(field_name="created", lookup_expr="lt")

@@ -5,8 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from preferences.exports import FILE_FORMATS
-from preferences.formats import FORMAT_CHOICES
+from preferences.exports import FILE_FORMATS, FORMAT_CHOICES
 from preferences.models import ApiToken, DatasetRelease
 from preferences.selectors import SOURCES
 
@@ -67,6 +66,7 @@ class PairOutput(serializers.Serializer):
     response_b = serializers.ListField(child=serializers.CharField(allow_blank=True))
     model_a = serializers.CharField()
     model_b = serializers.CharField()
+    # The pair's winner (``Pair.winner``) under the public API's name, kept as published.
     outcome = serializers.ChoiceField(choices=["a", "b", "tie", "both_bad"])
     margin = serializers.FloatField()
     weight = serializers.FloatField()

@@ -71,3 +71,48 @@ def test_decodes_what_postgresql_sends():
     assert [r[1] for r in rows] == [None, None, None]
     assert [int.from_bytes(r[0], "big") for r in rows] == [1, 2, 3]
     assert [pgcopy.int_array(r[2]).tolist() for r in rows] == [[1, -1], [2, -2], [3, -3]]
+
+
+def _block(rows: list[list[bytes | None]]) -> tuple[bytes, np.ndarray]:
+    """Row messages back to back (no header, no trailer) and each row's size."""
+    messages = []
+    for row in rows:
+        message = struct.pack(">h", len(row))
+        for field in row:
+            message += struct.pack(">i", -1) if field is None else struct.pack(">i", len(field))
+            message += field or b""
+        messages.append(message)
+    return b"".join(messages), np.array([len(m) for m in messages])
+
+
+def test_field_spans_find_every_field_of_a_block_at_once():
+    rows = [[b"ab", None, struct.pack(">q", 7)], [b"", b"xyz", struct.pack(">q", -2)]]
+    data, sizes = _block(rows)
+    starts, lengths = pgcopy.field_spans(data, sizes, 3)
+    assert lengths.tolist() == [[2, -1, 8], [0, 3, 8]]
+    assert [data[s : s + n] for s, n in zip(starts[:, 0], lengths[:, 0], strict=True)] == [
+        b"ab",
+        b"",
+    ]
+    assert pgcopy.fixed_width(data, starts[:, 2], ">i8").tolist() == [7, -2]
+    offsets = pgcopy.piece_offsets(starts, lengths, len(data))
+    pieces = [data[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    assert pieces[1::2] == [b"ab", b"", struct.pack(">q", 7), b"", b"xyz", struct.pack(">q", -2)]
+    assert b"".join(pieces) == data
+
+
+def test_field_spans_refuse_rows_that_do_not_add_up():
+    data, sizes = _block([[b"ab", b"cd"], [b"ef", b"gh"]])
+    with pytest.raises(pgcopy.CopyFormatError, match="expected 3 fields"):
+        pgcopy.field_spans(data, sizes, 3)
+    with pytest.raises(pgcopy.CopyFormatError, match="add up"):
+        pgcopy.field_spans(data[:-1], sizes, 2)
+    cut = sizes.copy()
+    cut[-1] -= 1  # the last field's length says one byte more than the row holds
+    with pytest.raises(pgcopy.CopyFormatError):
+        pgcopy.field_spans(data[:-1], cut, 2)
+    shifted = sizes.copy()
+    shifted[0] += 1
+    shifted[1] -= 1
+    with pytest.raises(pgcopy.CopyFormatError):
+        pgcopy.field_spans(data, shifted, 2)

@@ -18,7 +18,7 @@ def rankings_source(monkeypatch: pytest.MonkeyPatch) -> Callable[[list[Any]], No
     """Stand in for ``annotations.selectors.accepted_rankings`` with fixed rankings."""
 
     def install(rankings: list[Any]) -> None:
-        from preferences import selectors
+        from preferences.selectors import rankings as selectors
 
         def accepted_rankings(*args: Any, **kwargs: Any) -> Iterator[Any]:
             return iter(sorted(rankings, key=lambda r: r.pk))

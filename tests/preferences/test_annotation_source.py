@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from annotations import services as annotation_services
-from preferences.exports import ExportOptions, rankings_rows
-from preferences.formats import ranking_from_pair
-from preferences.selectors import PairFilters, iter_arena_pairs, iter_pairs, iter_rankings
+from preferences.exports import ExportOptions, iter_rows
+from preferences.selectors import PairFilters, iter_pairs
 from tests.annotations import factories as af
 from tests.preferences import factories as f
 
@@ -33,15 +32,15 @@ def test_submitted_rankings_become_pairs_with_ties_and_snapshot():
     pairs = list(iter_pairs(PairFilters(include_ties=True)))
     assert [p.source for p in pairs] == ["arena"] + ["annotation"] * 6
     by_annotation = [p for p in pairs if p.source == "annotation" and p.source_pk == first.pk]
-    assert [(p.model_a, p.model_b, p.outcome) for p in by_annotation] == [
+    assert [(p.model_a, p.model_b, p.winner) for p in by_annotation] == [
         ("m0", "m1", "a"),
         ("m0", "m2", "a"),
         ("m1", "m2", "a"),
     ]
     assert all(p.weight == 0.5 and p.judge and p.trust is not None for p in by_annotation)
     second = [p for p in pairs if p.source_pk != first.pk and p.source == "annotation"]
-    assert [p.outcome for p in second] == ["tie", "b", "b"]
-    assert [p.outcome for p in iter_pairs(PairFilters(sources=("annotation",)))] == ["a"] * 3 + [
+    assert [p.winner for p in second] == ["tie", "b", "b"]
+    assert [p.winner for p in iter_pairs(PairFilters(sources=("annotation",)))] == ["a"] * 3 + [
         "b",
         "b",
     ]
@@ -56,8 +55,7 @@ def test_raw_rankings_export_keeps_labels_and_ties():
     _submit(project, annotator, [[1], [0, 2]])
     options = ExportOptions(format="rankings")
     filters = PairFilters()
-    stream = [ranking_from_pair(p) for p in iter_arena_pairs(filters)]
-    rows = [row for _, row in rankings_rows(stream + list(iter_rankings(filters)), options)]
+    rows = [row for _, row in iter_rows(filters, options)]
     [row] = rows
     assert [r["rank"] for r in row["responses"]] == [2, 1, 2]
     assert all(r["labels"] != "{}" for r in row["responses"])

@@ -11,12 +11,12 @@ import yaml
 
 from preferences.exports import (
     ExportOptions,
-    format_rows,
+    iter_rows,
     split_of,
     write_card_and_manifest,
     write_splits,
 )
-from preferences.selectors import PairFilters, iter_pairs
+from preferences.selectors import PairFilters
 from tests.preferences import factories as f
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 def _export(tmp_path: Path, fmt: str, file_format: str, **kw) -> tuple[Path, object]:
     options = ExportOptions(format=fmt, file_format=file_format, test_fraction=0.3, **kw)
-    result = write_splits(tmp_path, format_rows(iter_pairs(PairFilters()), options), options)
+    result = write_splits(tmp_path, PairFilters(), options)
     return tmp_path, result
 
 
@@ -86,7 +86,7 @@ def test_parquet_uses_fixed_settings(tmp_path, votes):
 
 def test_split_is_by_prompt_and_stable(votes, tmp_path):
     options = ExportOptions(test_fraction=0.3)
-    rows = list(format_rows(iter_pairs(PairFilters()), options))
+    rows = list(iter_rows(PairFilters(), options))
     by_prompt: dict[str, set[str]] = {}
     for split, row in rows:
         by_prompt.setdefault(row["prompt"], set()).add(split)
@@ -101,7 +101,7 @@ def test_split_is_by_prompt_and_stable(votes, tmp_path):
 
 
 def test_dedup_keeps_the_first_pair_per_prompt(votes):
-    rows = list(format_rows(iter_pairs(PairFilters()), ExportOptions(dedup_prompts=True)))
+    rows = list(iter_rows(PairFilters(), ExportOptions(dedup_prompts=True)))
     prompts = [r["prompt"] for _, r in rows]
     assert len(prompts) == 25 == len(set(prompts))
     assert prompts[:3] == ["prompt 0", "prompt 1", "prompt 2"]

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from preferences import services
-from preferences.exports import ExportOptions, format_rows, rankings_rows, write_splits
-from preferences.formats import FORMATS
-from preferences.selectors import PairFilters, iter_pairs
+from preferences.exports import FORMATS, ExportOptions, iter_rows, write_splits
+from preferences.selectors import PairFilters
 from tests.preferences import factories as f
 from tests.preferences import fixture_data
 
@@ -22,14 +21,7 @@ TIE_FILTERS = PairFilters(include_ties=True, include_both_bad=True)
 def _rows(fmt: str, filters: PairFilters | None = None, **options) -> list[dict]:
     options = ExportOptions(format=fmt, **options)
     filters = filters or (TIE_FILTERS if FORMATS[fmt].ties else PairFilters())
-    if FORMATS[fmt].per_ranking:
-        from preferences.formats import ranking_from_pair
-        from preferences.selectors import iter_arena_pairs, iter_rankings
-
-        stream = [ranking_from_pair(p) for p in iter_arena_pairs(filters)]
-        stream += list(iter_rankings(filters))
-        return [row for _, row in rankings_rows(stream, options)]
-    return [row for _, row in format_rows(iter_pairs(filters), options)]
+    return [row for _, row in iter_rows(filters, options)]
 
 
 @pytest.fixture
@@ -139,15 +131,7 @@ def test_golden_file(fmt, fixture, tmp_path):
     f.llm("alpha")
     filters = TIE_FILTERS if FORMATS[fmt].ties else PairFilters()
     options = ExportOptions(format=fmt, file_format="jsonl", test_fraction=0.3, margin=True)
-    if FORMATS[fmt].per_ranking:
-        from preferences.formats import ranking_from_pair
-        from preferences.selectors import iter_arena_pairs, iter_rankings
-
-        stream = [ranking_from_pair(p) for p in iter_arena_pairs(filters)]
-        rows = rankings_rows(stream + list(iter_rankings(filters)), options)
-    else:
-        rows = format_rows(iter_pairs(filters), options)
-    write_splits(tmp_path, rows, options)
+    write_splits(tmp_path, filters, options)
     produced = (tmp_path / "train.jsonl").read_bytes() + b"--- test ---\n"
     produced += (tmp_path / "test.jsonl").read_bytes()
     golden = GOLDEN / f"{fmt}.jsonl"

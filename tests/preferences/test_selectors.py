@@ -25,7 +25,7 @@ def test_a_voted_battle_is_one_pair_with_every_turn():
     assert pair.source == "arena"
     assert pair.prompts == ["hi", "and then?"]
     assert pair.response_a == ["a1", "a2"] and pair.response_b == ["b1", "b2"]
-    assert (pair.model_a, pair.model_b, pair.outcome) == ("alpha", "beta", "a")
+    assert (pair.model_a, pair.model_b, pair.winner) == ("alpha", "beta", "a")
     assert pair.judge == "f00dfeedcafebabe" and len(pair.judge) == 16
 
 
@@ -47,10 +47,10 @@ def test_ties_both_bad_and_flagged_are_left_out_unless_asked():
     f.voted_battle(winner="tie")
     f.voted_battle(winner="both_bad")
     f.voted_battle(winner="b", flags=["identity_leak"])
-    assert [p.outcome for p in iter_pairs(PairFilters())] == ["a"]
+    assert [p.winner for p in iter_pairs(PairFilters())] == ["a"]
     everything = PairFilters(include_ties=True, include_both_bad=True, include_flagged=True)
-    assert [p.outcome for p in iter_pairs(everything)] == ["a", "tie", "both_bad", "b"]
-    assert [p.outcome for p in iter_pairs(PairFilters(include_ties=True))] == ["a", "tie"]
+    assert [p.winner for p in iter_pairs(everything)] == ["a", "tie", "both_bad", "b"]
+    assert [p.winner for p in iter_pairs(PairFilters(include_ties=True))] == ["a", "tie"]
 
 
 def test_filters_on_models_categories_language_and_dates():
@@ -84,16 +84,16 @@ def test_ranking_expands_to_k_choose_2_pairs_weighted_one_over_k_minus_1(k):
     assert len(pairs) == k * (k - 1) // 2
     assert all(p.weight == pytest.approx(1 / (k - 1)) for p in pairs)
     assert sum(p.weight for p in pairs) == pytest.approx(k / 2)
-    assert all(p.outcome == "a" for p in pairs)  # responses listed best first
+    assert all(p.winner == "a" for p in pairs)  # responses listed best first
     assert len({(p.model_a, p.model_b) for p in pairs}) == len(pairs)
 
 
 def test_ranking_ties_stay_ties_and_margin_is_rank_distance():
     # responses 0 and 2 tied for first, 1 last
     pairs = {(p.model_a, p.model_b): p for p in expand_ranking(f.ranking(1, [1, 3, 1]))}
-    assert pairs[("m0", "m2")].outcome == "tie" and pairs[("m0", "m2")].margin == 0
-    assert pairs[("m0", "m1")].outcome == "a" and pairs[("m0", "m1")].margin == 2
-    assert pairs[("m1", "m2")].outcome == "b"
+    assert pairs[("m0", "m2")].winner == "tie" and pairs[("m0", "m2")].margin == 0
+    assert pairs[("m0", "m1")].winner == "a" and pairs[("m0", "m1")].margin == 2
+    assert pairs[("m1", "m2")].winner == "b"
     assert [p.weight for p in expand_ranking(f.ranking(1, [1, 2]), weighted=False)] == [1.0]
 
 
@@ -163,5 +163,5 @@ def test_accepted_rankings_rows_are_adapted_with_history_ties_and_labels():
     assert [r.model for r in ranking.responses] == ["m1", "ext-model", "m3"]
     assert ranking.responses[0].labels == {"harmful": False}
     pairs = list(expand_ranking(ranking))
-    assert pairs[0].response_a == ["Hi there", "x"] and pairs[0].outcome == "b"
-    assert pairs[2].outcome == "tie"
+    assert pairs[0].response_a == ["Hi there", "x"] and pairs[0].winner == "b"
+    assert pairs[2].winner == "tie"
