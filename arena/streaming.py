@@ -232,6 +232,16 @@ async def load_partial(response_public_id: str) -> tuple[int, str] | None:
     return int(epoch), text
 
 
+def saved_partial(response_public_id: str, attempt: int) -> str:
+    """The text published so far for ``attempt`` (from synchronous code): '' when there is
+    none, or when the store holds another attempt's text."""
+    raw = store().get(_partial_key(response_public_id))
+    if not raw:
+        return ""
+    epoch, _, text = raw.partition("\n")
+    return text if int(epoch) // 1000 == attempt else ""
+
+
 # The process-wide number of streams being produced: the flush interval grows with it so the
 # total message rate stays under what the channel layer delivers (the Redis pub/sub layer
 # saturated at about 2,000 messages/s in total when calibrated; 1,000 frames/s leaves headroom).
