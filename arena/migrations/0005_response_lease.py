@@ -5,19 +5,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('arena', '0004_stored_export_json_and_key'),
+        ("arena", "0004_stored_export_json_and_key"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='response',
-            name='queued_at',
+            model_name="response",
+            name="queued_at",
             field=models.DateTimeField(default=django.utils.timezone.now),
         ),
         migrations.AddIndex(
-            model_name='response',
-            index=models.Index(condition=models.Q(('state__in', ['pending', 'streaming'])), fields=['state'], name='response_running'),
+            model_name="response",
+            index=models.Index(
+                condition=models.Q(("state__in", ["pending", "streaming"])),
+                fields=["state"],
+                name="response_running",
+            ),
         ),
     ]
