@@ -10,7 +10,6 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions, parsers, permissions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import ApplicationError
 from core.middleware import has_control_characters
@@ -73,6 +72,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    # Imported here: DRF's settings import this module (the parser and pagination named in
+    # REST_FRAMEWORK), and rest_framework.views reads those settings when it is imported, so
+    # importing it at the top was a cycle whenever this module came first (a Celery worker's
+    # start-up checks, depending on their order).
+    from rest_framework.views import exception_handler as drf_exception_handler
+
     response = drf_exception_handler(exc, context)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
