@@ -37,6 +37,13 @@ When a response finishes, the producer saves it, then sends ``{"type": "stream.h
 carrying the rendered pane (markdown rendered once, server side), the vote bar and the composer as
 htmx out-of-band swaps from the same template partials the views use (``arena/fragments.py``). The saved text is the truth the
 page ends on, whatever frames were lost. Frames name responses and sides only, never a model.
+
+When the producer's process dies mid-stream, no frame comes any more: its lease on the attempt
+lapses and the lease sweeper (``arena/recovery.py``) saves the response as failed and sends the
+same ``stream.html`` (the failed pane with its Regenerate button). It also sets the attempt's
+stop flag, so a producer that was only slow ends its stream at its next check instead of sending
+frames after the pane. A Stop on a response nobody produces any more saves it and sends the
+pane from the web process.
 """
 
 from __future__ import annotations

@@ -18,9 +18,10 @@ The rules every such job follows:
    the same condition, so exactly one of them wins and a slow job whose lease lapsed cannot
    overwrite the sweeper's outcome (nor a newer attempt's).
 3. :func:`release` the lease after the final write (compare-and-delete: only its own holder).
-4. A sweeper judges leases only from a store older than their TTL (:func:`store_age`): a lease
-   store that has just lost its memory (a Redis restart without persistence) holds no lease
-   yet, and live jobs re-create theirs at their next renewal.
+4. A sweeper judges leases only from a store older than their TTL (:func:`store_age`, counted
+   from the first lease written to it): a store that has just lost its memory (a Redis restart
+   without persistence) holds no lease yet, and live jobs re-create theirs at their next
+   renewal, within a third of their TTL.
 
 Keys are ``<cache prefix>:lease:<kind>:<id>...`` (:func:`lease_key`); a holder's token names
 its host and process, which is what an operator reads with ``redis-cli GET``.
@@ -36,7 +37,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 
@@ -150,14 +151,23 @@ class RedisBackend:
             url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5
         )
 
+    def _pipeline(self) -> Any:
+        """A pipeline that first marks when this store began to hold leases (once: ``NX``), so
+        the store's age counts from the first lease written after a restart or a flush."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.set(_epoch_key(), repr(time.time()), nx=True)
+        return pipe
+
     def acquire(self, key: str, token: str, ttl: float) -> bool:
-        return bool(self._client.set(key, token, nx=True, px=_ms(ttl)))
+        pipe = self._pipeline()
+        pipe.set(key, token, nx=True, px=_ms(ttl))
+        return bool(pipe.execute()[1])
 
     def renew(self, leases: Sequence[Lease]) -> list[bool]:
-        pipe = self._client.pipeline(transaction=False)
+        pipe = self._pipeline()
         for lease in leases:
             pipe.eval(_RENEW, 1, lease.key, lease.token, _ms(lease.ttl))
-        return [bool(result) for result in pipe.execute()]
+        return [bool(result) for result in pipe.execute()[1:]]
 
     def release(self, key: str, token: str) -> bool:
         return bool(self._client.eval(_RELEASE, 1, key, token))
@@ -168,10 +178,11 @@ class RedisBackend:
         return [value is not None for value in self._client.mget(list(keys))]
 
     def store_age(self) -> float:
-        """Seconds since this Redis first held a lease marker (0 when it has just lost it)."""
+        """Seconds since this Redis began to hold leases (0 when it has just lost its memory)."""
         now = time.time()
-        self._client.set(_epoch_key(), repr(now), nx=True)
-        started = self._client.get(_epoch_key())
+        pipe = self._pipeline()
+        pipe.get(_epoch_key())
+        started = pipe.execute()[1]
         return max(0.0, now - float(started or now))
 
 
