@@ -4,13 +4,16 @@ A real worker (with beat) and the ASGI server run against a private PostgreSQL c
 private redis-server; the models are served by the loopback fake provider, streaming slowly.
 After the kill a new worker starts: every answer the dead worker was writing ends failed with
 "Regenerate" (its lease lapsed and the new worker's sweep ended it, pushing the pane to the open
-page), every answer it had not started is handed to the new worker and completes, Regenerate
-then completes the failed ones, and the votes cast before the kill are intact.
+page), every answer it had not started is handed to the new worker and completes, a Stop on an
+answer of the dead worker ends it at once, Regenerate then completes the failed and stopped
+ones, and the votes cast before the kill are intact. It prints the time from the kill to a
+clear state (every answer finished), with the default lease (15 s) and sweep period (10 s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -18,16 +21,20 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import httpx
 import psycopg
 import pytest
+import redis
 from celery import Celery
 
+from core.leases import lease_key
 from tests import harness
-from tests.faults.conftest import manage
 from tests.fakes.fake_llm import Behaviour, FakeLLMServer
+from tests.faults.conftest import manage
 
 pytestmark = [pytest.mark.services]
 
@@ -40,11 +47,23 @@ for slug in ("fast-a", "fast-b", "slow-a", "slow-b"):
     LLM.objects.create(provider=p, slug=slug, display_name=slug, provider_model_id=slug)
 """
 STATES = """
-SELECT b.public_id::text, r.public_id::text, r.state, r.error_kind, r.attempt, r.text
+SELECT b.public_id::text, r.public_id::text, r.id, r.state, r.error_kind, r.attempt, r.text
 FROM arena_response r JOIN arena_turn t ON t.id = r.turn_id JOIN arena_battle b ON b.id = t.battle_id
 WHERE b.public_id::text = ANY(%s) ORDER BY b.id, r.side
 """
 FINISHED = {"done", "failed", "stopped"}
+
+
+class Row(NamedTuple):
+    """A response as stored (read straight from the private database)."""
+
+    battle: str
+    response: str
+    pk: int
+    state: str
+    error_kind: str
+    attempt: int
+    text: str
 
 
 class Voter:
@@ -100,14 +119,17 @@ class Socket:
                 except TimeoutError:
                     continue
 
+    def saw(self, text: str) -> bool:
+        return any(text in message for message in self.messages)
+
     def close(self) -> None:
         self.closing.set()
         self.thread.join(timeout=10)
 
 
-def _states(db_url: str, battles: list[str]) -> list[tuple[Any, ...]]:
+def _states(db_url: str, battles: list[str]) -> list[Row]:
     with psycopg.connect(db_url) as conn:
-        return conn.execute(STATES, [battles]).fetchall()
+        return [Row(*row) for row in conn.execute(STATES, [battles]).fetchall()]
 
 
 def _votes(db_url: str) -> list[tuple[str, str]]:
@@ -129,6 +151,95 @@ def broker_probe(monkeypatch: pytest.MonkeyPatch) -> Iterator[harness.PrivateRed
         probe.close()
 
 
+@dataclass
+class Stage:
+    """The running system: the web server, one voter and their open page, the database and the
+    private broker (also the lease store)."""
+
+    db: str
+    broker: str
+    web: harness.Process
+    voter: Voter
+    socket: Socket | None = None
+
+    def states(self, battles: list[str]) -> list[Row]:
+        return _states(self.db, battles)
+
+    def answer_and_vote(self) -> list[tuple[str, str]]:
+        """Two battles answered and voted before the kill; the votes as stored."""
+        voted = [self.voter.battle("fast-a", "fast-b", f"Quick question {i}") for i in range(2)]
+        harness.wait_until(
+            lambda: {r.state for r in self.states(voted)} == {"done"},
+            timeout=30,
+            what="the fast battles to be answered",
+        )
+        for battle, winner in zip(voted, ("a", "tie"), strict=True):
+            self.voter.post(f"/arena/b/{battle}/vote/", winner=winner)
+        votes = _votes(self.db)
+        assert votes == list(zip(voted, ("a", "tie"), strict=True))
+        return votes
+
+    def stream(self) -> list[str]:
+        """Ten battles streaming slowly, a page open on the first; returns once the worker's 16
+        threads stream and tokens reach the page."""
+        battles = [self.voter.battle("slow-a", "slow-b", f"A story {i}") for i in range(10)]
+        self.socket = Socket(self.web.url, battles[0], self.voter.http.cookies["sessionid"])
+        assert self.socket.connected.wait(20)
+        harness.wait_until(
+            lambda: sum(r.state == "streaming" for r in self.states(battles)) >= 16,
+            timeout=30,
+            what="the worker's 16 threads to be streaming",
+        )
+        harness.wait_until(
+            lambda: self.socket is not None and self.socket.saw('"k": "delta"'),
+            timeout=20,
+            what="tokens on the open page",
+        )
+        return battles
+
+    def stop_an_orphan(self, row: Row) -> None:
+        """Once the dead worker's lease on ``row`` has lapsed, Stop ends it at once (no worker
+        is left to), with the text the page was shown, and pushes its pane."""
+        store = redis.Redis.from_url(self.broker)
+        key = lease_key("arena.response", row.pk, row.attempt)
+        harness.wait_until(
+            lambda: not store.exists(key),
+            timeout=LEASE_SECONDS + 5,
+            what="the dead worker's lease to lapse",
+        )
+        self.voter.post(f"/arena/b/{row.battle}/r/{row.response}/stop/")
+        (stopped,) = [r for r in self.states([row.battle]) if r.response == row.response]
+        assert stopped.state == "stopped" and stopped.text.startswith("word0 word1")
+        harness.wait_until(
+            lambda: self.socket is not None and self.socket.saw(">Regenerate</button>"),
+            timeout=10,
+            what="the stopped pane pushed to the open page",
+        )
+
+    def check_pages_and_regenerate(self, rows: list[Row], again: set[str]) -> None:
+        """Every page shows Regenerate for each failed answer and none still writing; then
+        Regenerate completes the failed and stopped ones."""
+        for battle in dict.fromkeys(r.battle for r in rows):
+            page = self.voter.page(battle)
+            failed = sum(r.battle == battle and r.state == "failed" for r in rows)
+            assert page.count("Regenerate this answer") == failed, battle
+            assert "writing…" not in page and "waiting…" not in page
+        for row in rows:
+            if row.response in again:
+                self.voter.post(f"/arena/b/{row.battle}/r/{row.response}/regenerate/")
+        battles = list(dict.fromkeys(r.battle for r in rows))
+        regenerated = harness.wait_until(
+            lambda: (
+                (found := self.states(battles)) and all(r.state == "done" for r in found) and found
+            ),
+            timeout=30,
+            what="the regenerated answers",
+        )
+        for row in regenerated:
+            assert row.text == Behaviour().text
+            assert row.attempt == (2 if row.response in again else 1)
+
+
 def test_a_killed_workers_answers_end_with_regenerate_and_nothing_is_lost(
     migrated_url: str, broker_probe: harness.PrivateRedis
 ) -> None:
@@ -137,105 +248,74 @@ def test_a_killed_workers_answers_end_with_regenerate_and_nothing_is_lost(
         "ARENA_LEASE_SECONDS": str(LEASE_SECONDS),
         "ARENA_LEASE_SWEEP_SECONDS": str(SWEEP_SECONDS),
     }
-    with FakeLLMServer() as fake, harness.asgi_server(migrated_url, **env) as web:
-        manage(migrated_url, "shell", "-c", SEED.format(base_url=fake.openai_base_url))
+    # Exits run in reverse: the boot thread is done before the processes are stopped.
+    with (
+        FakeLLMServer() as fake,
+        contextlib.ExitStack() as running,
+        ThreadPoolExecutor(1) as boot,
+    ):
+        # The seed and the web server's boot overlap (each takes seconds on a busy machine).
+        seed = SEED.format(base_url=fake.openai_base_url)
+        seeding = boot.submit(manage, migrated_url, "shell", "-c", seed)
+        web = running.enter_context(harness.asgi_server(migrated_url, **env))
+        seeding.result()
         fake.behave("slow-a", SLOW)
         fake.behave("slow-b", SLOW)
-        voter = Voter(web.url)
-        with harness.celery_worker(migrated_url, **env) as first:
-            # Two battles answered and voted before the kill.
-            voted = [voter.battle("fast-a", "fast-b", f"Quick question {i}") for i in range(2)]
-            harness.wait_until(
-                lambda: {r[2] for r in _states(migrated_url, voted)} == {"done"},
-                timeout=30,
-                what="the fast battles to be answered",
-            )
-            for battle, winner in zip(voted, ("a", "tie"), strict=True):
-                voter.post(f"/arena/b/{battle}/vote/", winner=winner)
-            votes_before = _votes(migrated_url)
-            assert votes_before == list(zip(voted, ("a", "tie"), strict=True))
+        stage = Stage(migrated_url, broker_probe.url, web, Voter(web.url))
+        running.callback(lambda: stage.socket and stage.socket.close())
 
-            # Ten battles streaming slowly, one page open on the first.
-            battles = [voter.battle("slow-a", "slow-b", f"Tell me a story {i}") for i in range(10)]
-            socket = Socket(web.url, battles[0], voter.http.cookies["sessionid"])
-            assert socket.connected.wait(20)
-            harness.wait_until(
-                lambda: sum(r[2] == "streaming" for r in _states(migrated_url, battles)) >= 16,
-                timeout=30,
-                what="the worker's 16 threads to be streaming",
-            )
-            harness.wait_until(
-                lambda: any('"k": "delta"' in m for m in socket.messages),
-                timeout=20,
-                what="tokens on the open page",
-            )
-            at_kill = {r[1]: r[2] for r in _states(migrated_url, battles)}
+        with harness.celery_worker(migrated_url, **env) as first:
+            votes_before = stage.answer_and_vote()
+            battles = stage.stream()
+            at_kill = stage.states(battles)
             os.killpg(first.popen.pid, signal.SIGKILL)  # the worker, its beat, its children
             first.popen.wait(timeout=10)
         killed = time.monotonic()
         fake.behave("slow-a", Behaviour())  # what the new worker generates comes at once
         fake.behave("slow-b", Behaviour())
-        late = voter.battle("slow-a", "slow-b", "Started while no worker runs")
 
-        with harness.celery_worker(migrated_url, **env):
-            up = time.monotonic() - killed
-            everything = [*battles, late]
+        # The new worker boots while a battle starts with no worker and Stop meets an orphan.
+        def start_worker() -> float:
+            running.enter_context(harness.celery_worker(migrated_url, **env))
+            return time.monotonic() - killed
 
-            def clear() -> list[tuple[Any, ...]] | None:
-                rows = _states(migrated_url, everything)
-                return rows if all(r[2] in FINISHED for r in rows) else None
+        booting = boot.submit(start_worker)
+        late = stage.voter.battle("slow-a", "slow-b", "Started while no worker runs")
+        orphan = next(r for r in at_kill if r.battle == battles[0] and r.state == "streaming")
+        stage.stop_an_orphan(orphan)
+        up = booting.result()
 
-            rows = harness.wait_until(
-                clear, timeout=LEASE_SECONDS + SWEEP_SECONDS + up + 20, what="a clear state"
-            )
-            seconds = time.monotonic() - killed
-            failed = {r[1] for r in rows if r[2] == "failed"}
-            done = {r[1] for r in rows if r[2] == "done"}
-            print(
-                f"\nworker SIGKILLed with {len(at_kill)} answers in flight: clear state "
-                f"{seconds:.1f} s after the kill ({len(failed)} failed with Regenerate, "
-                f"{len(done)} handed over and done; new worker up after {up:.1f} s; "
-                f"lease {LEASE_SECONDS:g} s, sweep every {SWEEP_SECONDS:g} s)"
-            )
-            assert failed | done == {r[1] for r in rows}
-            assert {r[3] for r in rows if r[2] == "failed"} == {"worker_lost"}
-            streaming_at_kill = {rid for rid, state in at_kill.items() if state == "streaming"}
-            assert streaming_at_kill <= failed and len(streaming_at_kill) >= 16
-            assert seconds < LEASE_SECONDS + SWEEP_SECONDS + up + 15
-
-            # The open page got the failed panes pushed, with their Regenerate button.
-            harness.wait_until(
-                lambda: any("Regenerate this answer" in m for m in socket.messages),
-                timeout=10,
-                what="the failed panes pushed to the open page",
-            )
-            socket.close()
-            # Every page shows Regenerate for each failed answer, and no answer still writing.
-            by_battle: dict[str, int] = {}
-            for battle, rid, *_ in rows:
-                by_battle[battle] = by_battle.get(battle, 0) + (rid in failed)
-            for battle, n_failed in by_battle.items():
-                page = voter.page(battle)
-                assert page.count("Regenerate this answer") == n_failed, battle
-                assert "writing…" not in page
-
-            # Regenerate completes them; then the battles can be voted on.
-            for battle, rid, *_ in rows:
-                if rid in failed:
-                    voter.post(f"/arena/b/{battle}/r/{rid}/regenerate/")
-            regenerated = harness.wait_until(
-                lambda: (
-                    (found := _states(migrated_url, everything))
-                    and all(r[2] == "done" for r in found)
-                    and found
-                ),
-                timeout=30,
-                what="the regenerated answers",
-            )
-            for _, rid, _, _, attempt, text in regenerated:
-                assert text == Behaviour().text
-                assert attempt == (2 if rid in failed else 1)
-            voter.post(f"/arena/b/{battles[0]}/vote/", winner="b")
-
+        everything = [*battles, late]
+        rows = harness.wait_until(
+            lambda: (
+                (found := stage.states(everything))
+                and all(r.state in FINISHED for r in found)
+                and found
+            ),
+            timeout=LEASE_SECONDS + SWEEP_SECONDS + up + 20,
+            what="a clear state",
+        )
+        seconds = time.monotonic() - killed
+        failed = {r.response for r in rows if r.state == "failed"}
+        done = {r.response for r in rows if r.state == "done"}
+        print(
+            f"\nworker SIGKILLed with {len(at_kill)} answers in flight: clear state "
+            f"{seconds:.1f} s after the kill ({len(failed)} failed with Regenerate, 1 stopped "
+            f"by its voter, {len(done)} handed over and done; new worker up after {up:.1f} s; "
+            f"lease {LEASE_SECONDS:g} s, sweep every {SWEEP_SECONDS:g} s)"
+        )
+        assert failed | done | {orphan.response} == {r.response for r in rows}
+        assert {r.error_kind for r in rows if r.state == "failed"} == {"worker_lost"}
+        streaming_at_kill = {r.response for r in at_kill if r.state == "streaming"}
+        assert len(streaming_at_kill) >= 16 and streaming_at_kill - {orphan.response} <= failed
+        assert seconds < LEASE_SECONDS + SWEEP_SECONDS + up + 15
+        # The open page got the failed pane pushed by the sweep, with its Regenerate button.
+        harness.wait_until(
+            lambda: stage.socket is not None and stage.socket.saw("Regenerate this answer"),
+            timeout=10,
+            what="the failed pane pushed to the open page",
+        )
+        stage.check_pages_and_regenerate(rows, again=failed | {orphan.response})
+        stage.voter.post(f"/arena/b/{battles[0]}/vote/", winner="b")
     assert _votes(migrated_url) == [*votes_before, (battles[0], "b")]
     print(json.dumps({"worker_killed_clear_seconds": round(seconds, 1)}))
