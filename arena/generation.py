@@ -1,5 +1,9 @@
-"""Generation of one response attempt, as one path: claim, stream, finish.
+"""Generation of one response attempt, as one path: lease, claim, stream, finish, release.
 
+0. :func:`response_lease` takes the attempt's lease (``core.leases``) before anything else: a
+   redelivered task whose attempt another worker holds exits here, touching nothing. The
+   process renews the lease while the attempt streams; when the process dies it lapses and
+   the sweeper (``arena.recovery``) ends the response as failed (``worker_lost``).
 1. :func:`response_claim` claims the attempt (pending -> streaming, conditional, so a redelivered
    task or a superseded attempt gets None) and reads everything the stream needs into a
    :class:`Job`. The caller then closes its database connection: 200 streams must never need
@@ -8,7 +12,8 @@
    the frames and the partial text through the loop's ``Publisher`` (the protocol is in
    ``arena/streaming.py``). It touches no database.
 3. :func:`response_finish` saves the result in one short UPDATE conditional on the attempt and
-   its streaming state: a regenerate that started meanwhile wins and this result is dropped.
+   its streaming state: a regenerate that started meanwhile, or the sweeper that ended the
+   attempt after its lease lapsed, wins and this result is dropped.
 
 Then the caller pushes the finished panes (``arena.fragments.push_live_update``), after the
 stream's last frame is out, so the page never gets a frame after its pane.
@@ -47,6 +52,7 @@ from arena.providers import is_open as circuit_open
 from arena.providers.pool import client_for
 from arena.sampling import mark_circuit_open
 from arena.text import find_identity_leak, style_features
+from core import leases
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +91,26 @@ class Outcome:
     def kind(self) -> str:
         """``failed``, ``stopped`` or ``done`` (the task's result and the metrics label)."""
         return "failed" if self.error else ("stopped" if self.stopped else "done")
+
+
+# --- lease ------------------------------------------------------------------------------------
+
+LEASE_KIND = "arena.response"
+
+
+def attempt_lease_key(response_pk: int, attempt: int) -> str:
+    return leases.lease_key(LEASE_KIND, response_pk, attempt)
+
+
+def response_lease(*, response_pk: int, attempt: int) -> leases.Lease | None:
+    """Take the attempt's lease (renewed by this process until released); None when another
+    delivery of the attempt holds it."""
+    return leases.acquire(attempt_lease_key(response_pk, attempt), ttl=settings.ARENA_LEASE_SECONDS)
+
+
+def attempt_alive(response_pk: int, attempt: int) -> bool:
+    """Whether a live worker holds the attempt's lease."""
+    return leases.alive([attempt_lease_key(response_pk, attempt)])[0]
 
 
 # --- claim ------------------------------------------------------------------------------------
@@ -164,9 +190,7 @@ def response_claim(*, response_pk: int, attempt: int) -> Job | None:
     battle_public_id = _BATTLE_PUBLIC_ID.to_python(battle_public_id)
     models = _models(model_a_id, model_b_id)
     llm = models[model_a_id if side == "a" else model_b_id]
-    words = list(settings.ARENA_LEAK_WORDS)
-    for model in (models[model_a_id], models[model_b_id]):
-        words += model_identity_words(model)
+    words = leak_words(models[model_a_id], models[model_b_id])
     return Job(
         response_pk=response_pk,
         public_id=str(public_id),
@@ -179,6 +203,14 @@ def response_claim(*, response_pk: int, attempt: int) -> Job | None:
         messages=_conversation(battle_pk, index, side, prompt),
         leak_words=words,
     )
+
+
+def leak_words(model_a: LLM, model_b: LLM) -> list[str]:
+    """Words whose presence in an answer reveals a model of the battle (or any vendor)."""
+    words = list(settings.ARENA_LEAK_WORDS)
+    for model in (model_a, model_b):
+        words += model_identity_words(model)
+    return words
 
 
 MODELS_TTL = 5.0
@@ -349,6 +381,20 @@ def response_stream(job: Job) -> Outcome:
 # --- finish -----------------------------------------------------------------------------------
 
 
+def answer_fields(text: str, words: list[str]) -> dict[str, Any]:
+    """The columns of a done or stopped answer computed from its text: style features and
+    whether it leaks a model's identity."""
+    features = style_features(text)
+    return {
+        "text": text,
+        "length": features.length,
+        "header_count": features.header_count,
+        "list_count": features.list_count,
+        "bold_count": features.bold_count,
+        "leaks_identity": find_identity_leak(text, words) is not None,
+    }
+
+
 def _result_fields(job: Job, outcome: Outcome) -> dict[str, Any]:
     fields: dict[str, Any] = {"completed_at": timezone.now(), "text": outcome.text}
     if outcome.error is not None:
@@ -356,17 +402,12 @@ def _result_fields(job: Job, outcome: Outcome) -> dict[str, Any]:
             state=Response.State.FAILED,
             error_kind=type(outcome.error).__name__,
             error_message=outcome.error.user_message[:500],
-            provider_attempts=getattr(outcome.error, "attempts", 0) or 0,
+            provider_attempts=outcome.error.attempts,
         )
         return fields
-    features = style_features(outcome.text)
     fields.update(
         state=Response.State.STOPPED if outcome.stopped else Response.State.DONE,
-        length=features.length,
-        header_count=features.header_count,
-        list_count=features.list_count,
-        bold_count=features.bold_count,
-        leaks_identity=find_identity_leak(outcome.text, job.leak_words) is not None,
+        **answer_fields(outcome.text, job.leak_words),
     )
     completion = outcome.completion
     if completion is None:
@@ -383,15 +424,17 @@ def _result_fields(job: Job, outcome: Outcome) -> dict[str, Any]:
     return fields
 
 
-def response_finish(*, job: Job, outcome: Outcome) -> bool:
+def response_finish(*, job: Job, outcome: Outcome, lease: leases.Lease | None = None) -> bool:
     """Save the attempt's result; True when it was saved (then its pane is worth pushing).
 
-    The UPDATE is conditional on ``attempt`` and the streaming state: a regenerate that started
-    meanwhile wins and this result is dropped. A failure with the provider's breaker open marks the provider in the cache so every web
-    process's pair sampler skips its models for a while."""
+    The UPDATE is conditional on ``attempt`` and the streaming state, the same condition as the
+    sweeper's and a stop's: a regenerate that started meanwhile, or a sweep that ended the
+    attempt after its lease lapsed, wins and this result is dropped. A ``lease`` another holder
+    took is not written at all. A failure with the provider's breaker open marks the provider
+    in the cache so every web process's pair sampler skips its models for a while."""
     if outcome.error is not None and circuit_open(job.provider):
         mark_circuit_open(job.provider, CIRCUIT_MARK_SECONDS)
-    saved = Response.objects.filter(
+    saved = (lease is None or not lease.lost) and Response.objects.filter(
         pk=job.response_pk, attempt=job.attempt, state=Response.State.STREAMING
     ).update(**_result_fields(job, outcome))
     GENERATIONS.labels(provider=job.provider, outcome=outcome.kind).inc()

@@ -258,6 +258,9 @@ class Response(models.Model):
     bold_count = models.PositiveIntegerField(default=0)
     leaks_identity = models.BooleanField(default=False)
     created = models.DateTimeField(default=timezone.now)
+    # When the current attempt's task was (last) handed to the queue: the lease sweeper hands a
+    # pending attempt over again when no worker has taken it within a lease period.
+    queued_at = models.DateTimeField(default=timezone.now)
     completed_at = models.DateTimeField(null=True, blank=True)
     # Maintained by the database on every write, so exports never run the PII regexes.
     text_scrubbed = stored_scrubbed("text")
@@ -271,6 +274,15 @@ class Response(models.Model):
             models.CheckConstraint(
                 condition=Q(state__in=["pending", "streaming", "done", "failed", "stopped"]),
                 name="response_state_valid",
+            ),
+        ]
+        indexes = [
+            # The lease sweeper reads the running responses every few seconds: a partial index
+            # keeps that proportional to what is running, not to every answer ever given.
+            models.Index(
+                fields=["state"],
+                condition=Q(state__in=["pending", "streaming"]),
+                name="response_running",
             ),
         ]
 

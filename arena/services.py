@@ -25,7 +25,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from arena import limits, moderation, sampling, streaming
+from arena import limits, moderation, recovery, sampling, streaming
 from arena.limits import ArenaUnavailable
 from arena.metrics import BATTLES_STARTED, VOTES_CAST
 from arena.models import LLM, Battle, PairSamplingWeight, Provider, Response, Turn, Vote
@@ -253,7 +253,8 @@ def _response_for_voter(
 
 
 def response_regenerate(*, battle_id: object, voter: str, response_id: object) -> Response:
-    """Redo a failed or stopped answer of the last turn with the same model (a new attempt)."""
+    """Redo a failed or stopped answer of the last turn with the same model (a new attempt):
+    the old attempt's task, if it still runs, can no longer save anything."""
     with transaction.atomic():
         battle, response = _response_for_voter(
             battle_id=battle_id, voter=voter, response_id=response_id
@@ -269,6 +270,8 @@ def response_regenerate(*, battle_id: object, voter: str, response_id: object) -
         response.text = ""
         response.error_kind = response.error_message = response.finish_reason = ""
         response.completed_at = None
+        response.provider_attempts = 0
+        response.queued_at = timezone.now()
         response.save(
             update_fields=[
                 "attempt",
@@ -278,6 +281,8 @@ def response_regenerate(*, battle_id: object, voter: str, response_id: object) -
                 "error_message",
                 "finish_reason",
                 "completed_at",
+                "provider_attempts",
+                "queued_at",
             ]
         )
         enqueue("arena.generate_response", response.pk, response.attempt)
@@ -285,7 +290,12 @@ def response_regenerate(*, battle_id: object, voter: str, response_id: object) -
 
 
 def response_stop(*, battle_id: object, voter: str, response_id: object) -> Response:
-    """Ask a running generation to stop; it keeps the text so far and ends as "stopped"."""
+    """Stop an answer; it keeps the text so far and ends as "stopped".
+
+    A running generation is asked to stop (a flag its stream reads twice a second) and its
+    worker saves it and pushes the pane. An answer no worker is generating (not started yet,
+    or its worker is gone: no live lease) is stopped here at once and its pane pushed after
+    commit; a task that comes later finds it finished and does nothing."""
     with transaction.atomic():
         battle, response = _response_for_voter(
             battle_id=battle_id, voter=voter, response_id=response_id
@@ -293,13 +303,8 @@ def response_stop(*, battle_id: object, voter: str, response_id: object) -> Resp
         if response.is_finished:
             return response
         streaming.request_stop(str(response.public_id), response.attempt)
-        if response.state == Response.State.PENDING:
-            # Not started yet: stop it here; the task will find it finished and do nothing.
-            Response.objects.filter(
-                pk=response.pk, attempt=response.attempt, state=Response.State.PENDING
-            ).update(
-                state=Response.State.STOPPED, completed_at=timezone.now(), finish_reason="stopped"
-            )
+        if recovery.response_stop_now(battle=battle, response=response):
+            transaction.on_commit(lambda: recovery.push_panes([str(battle.public_id)]))
             response.refresh_from_db()
     return response
 

@@ -37,6 +37,13 @@ When a response finishes, the producer saves it, then sends ``{"type": "stream.h
 carrying the rendered pane (markdown rendered once, server side), the vote bar and the composer as
 htmx out-of-band swaps from the same template partials the views use (``arena/fragments.py``). The saved text is the truth the
 page ends on, whatever frames were lost. Frames name responses and sides only, never a model.
+
+When the producer's process dies mid-stream, no frame comes any more: its lease on the attempt
+lapses and the lease sweeper (``arena/recovery.py``) saves the response as failed and sends the
+same ``stream.html`` (the failed pane with its Regenerate button). It also sets the attempt's
+stop flag, so a producer that was only slow ends its stream at its next check instead of sending
+frames after the pane. A Stop on a response nobody produces any more saves it and sends the
+pane from the web process.
 """
 
 from __future__ import annotations
@@ -230,6 +237,16 @@ async def load_partial(response_public_id: str) -> tuple[int, str] | None:
         return None
     epoch, _, text = raw.partition("\n")
     return int(epoch), text
+
+
+def saved_partial(response_public_id: str, attempt: int) -> str:
+    """The text published so far for ``attempt`` (from synchronous code): '' when there is
+    none, or when the store holds another attempt's text."""
+    raw = store().get(_partial_key(response_public_id))
+    if not raw:
+        return ""
+    epoch, _, text = raw.partition("\n")
+    return text if int(epoch) // 1000 == attempt else ""
 
 
 # The process-wide number of streams being produced: the flush interval grows with it so the

@@ -389,4 +389,8 @@ ARENA_LEAK_WORDS = env_list(
 )
 ARENA_ACTIVE_SAMPLING_MIX = env_float("ARENA_ACTIVE_SAMPLING_MIX", 1.0, min_value=0.0)
 ARENA_STREAM_FLUSH_SECONDS = env_float("ARENA_STREAM_FLUSH_SECONDS", 0.075, min_value=0.01)
+# A response being generated holds a lease its worker renews every third of this; a sweep every
+# ARENA_LEASE_SWEEP_SECONDS ends the responses of a dead worker (bound: the sum of the two).
+ARENA_LEASE_SECONDS = env_float("ARENA_LEASE_SECONDS", 15.0, min_value=0.5)
+ARENA_LEASE_SWEEP_SECONDS = env_float("ARENA_LEASE_SWEEP_SECONDS", 10.0, min_value=0.2)
 RATING_ANOMALY_ALPHA = env_float("RATING_ANOMALY_ALPHA", 0.01, min_value=0.0)

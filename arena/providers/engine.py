@@ -212,6 +212,7 @@ class StreamingClient(ABC):
     def _give_up(self, breaker: CircuitBreaker, exc: errors.ProviderError, attempt: int) -> None:
         """Settle the breaker for a call that failed for good: a bad request is the caller's
         fault, not the provider's, so it ends the call without counting a failure."""
+        exc.attempts = attempt
         if isinstance(exc, errors.BadRequest):
             breaker.release()
         else:

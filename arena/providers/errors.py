@@ -27,6 +27,7 @@ class ProviderError(Exception):
 
     user_message = "The model could not answer. Please try again."
     retryable = False
+    attempts = 0  # HTTP attempts made before the call gave up (set by the engine)
 
     def __init__(
         self,
