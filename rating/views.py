@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from arena.models import Vote
 from arena.sampling import leaking_models
 from rating import plots, selectors
 from rating.models import LeaderboardSnapshot
@@ -93,8 +94,13 @@ def _fidelity(snapshot: LeaderboardSnapshot) -> dict[str, Any]:
     other than the status's own reason, the excluded votes by reason, the tie model."""
     status = snapshot.status
     excluded = snapshot.excluded
+    by_reason = excluded.get("by_reason") or {}
+    # In the order of Vote.Flag (PostgreSQL's jsonb does not keep the stored order).
+    order = {flag: k for k, flag in enumerate(Vote.Flag.values)}
     reasons = [
-        (flag.replace("_", " "), n) for flag, n in (excluded.get("by_reason") or {}).items() if n
+        (flag.replace("_", " "), n)
+        for flag, n in sorted(by_reason.items(), key=lambda item: (order.get(item[0], 99), item[0]))
+        if n
     ]
     return {
         "status": status,

@@ -118,6 +118,7 @@ def test_parallel_read_and_rebuild_under_concurrent_votes_on_postgresql():
     thread.join()
     assert not errors
     assert table() == recount()
-    assert services.leaderboard_recompute_full()["drift"]["votes_drift"] == 0
+    # (no voter tests here: these synthetic voters always pick one side, which they would flag)
+    assert services.leaderboard_recompute_full(detect_anomalies=False)["drift"]["votes_drift"] == 0
     arr = selectors.arena_vote_arrays()
     assert arr.size == 100 and np.all(np.diff(arr.vote_id) > 0)
