@@ -37,17 +37,14 @@ def votes_flag_anomalous(*, arrays: VoteArrays) -> int:
         seed=0,
     )
     target = rated & np.isin(arrays.voter, np.array(report.flagged, dtype=np.int64))
-    target &= ~arrays.anomalous
-    changed = _flag(arrays, target, Vote.Flag.ANOMALOUS_VOTER.value)
-    arrays.anomalous[target] = True
-    return changed
+    return _flag(arrays, target & ~arrays.anomalous, Vote.Flag.ANOMALOUS_VOTER.value)
 
 
 def votes_flag_position_locked(*, arrays: VoteArrays) -> int:
     """Flag every anonymous vote of the voters whose decisive votes are locked on one side
     (``rating.engine.position``: a binomial test of each voter's A share against everyone
     else's, Holm-corrected at `anomaly_alpha`). Returns how many votes gained the
-    ``position_locked`` flag (``arrays.flagged`` is updated to match)."""
+    ``position_locked`` flag (``arrays`` is updated to match)."""
     rated = arrays.anonymous
     if not rated.any():
         return 0
@@ -62,10 +59,10 @@ def votes_flag_position_locked(*, arrays: VoteArrays) -> int:
 
 
 def _flag(arrays: VoteArrays, target: np.ndarray, flag: str) -> int:
-    """Add ``flag`` to the votes where ``target`` is true (through arena); mark them flagged."""
+    """Add ``flag`` to the votes where ``target`` is true (through arena), and to ``arrays``."""
     ids = arrays.vote_id[target]
     if not ids.size:
         return 0
     changed = votes_flag(vote_ids=ids.tolist(), flag=flag)
-    arrays.flagged[target] = True
+    arrays.mark(target, flag)
     return changed

@@ -210,7 +210,10 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
     arena_pks = set(llm_pks_for_arena())
     llms = llms_by_pk(sorted(pks_seen | arena_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
-    excluded = selectors.excluded_by_category()  # after this run's flags
+    excluded = {  # after this run's flags
+        cat: selectors.excluded_summary(*rated.excluded(mask))
+        for cat, mask in rated.categories.items()
+    }
 
     # The style fits run in a worker thread (numpy, no database) while this thread rebuilds
     # the counts, which mostly waits on PostgreSQL. "fit" below is the fitting time left after
