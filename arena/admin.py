@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 
+from arena import sampling
 from arena.models import LLM, Battle, Provider, Response, Turn, Vote
 
 
@@ -140,9 +143,59 @@ class ResponseAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in Response._meta.fields]
 
 
+class VoteFlagFilter(admin.SimpleListFilter):
+    """Votes by flag (why a vote is excluded from the leaderboard), any flag, or none."""
+
+    title = "flag"
+    parameter_name = "flag"
+    ANY, NONE = "any", "none"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        flags = [(value, value.replace("_", " ")) for value in Vote.Flag.values]
+        return [(self.ANY, "any flag (excluded)"), (self.NONE, "no flag (counted)"), *flags]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Vote]) -> QuerySet[Vote]:
+        value = self.value()
+        unflagged = Q(flags=[]) | Q(flags__isnull=True)
+        if value == self.ANY:
+            return queryset.exclude(unflagged)
+        if value == self.NONE:
+            return queryset.filter(unflagged)
+        if value in Vote.Flag.values:
+            return queryset.filter(_has_flag(value))
+        return queryset
+
+
+def _has_flag(flag: str) -> Q:
+    """Votes whose flags list holds ``flag``: jsonb containment on PostgreSQL; elsewhere (no
+    JSON containment lookup) the quoted flag in the stored JSON text."""
+    if connection.vendor == "postgresql":
+        return Q(flags__contains=[flag])
+    return Q(flags__icontains=f'"{flag}"')
+
+
 @admin.register(Vote)
 class VoteAdmin(admin.ModelAdmin):
     list_display = ["battle", "winner", "turns", "flags", "created"]
-    list_filter = ["winner"]
+    list_filter = [VoteFlagFilter, "winner"]
     date_hierarchy = "created"
     readonly_fields = ["battle", "winner", "voter", "turns", "created"]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """The vote list, headed by a warning per model whose answers leak its identity."""
+        excluding = getattr(settings, "ARENA_EXCLUDE_LEAKING_MODELS", False)
+        for leak in sampling.leaking_models():
+            action = (
+                "It is left out of anonymous battles"
+                if excluding
+                else "Set ARENA_EXCLUDE_LEAKING_MODELS=1 to leave it out of anonymous battles"
+            )
+            messages.warning(
+                request,
+                f"Identity leak: {leak.slug} named itself in {leak.leaked} of its last "
+                f"{leak.battles} anonymous battles ({leak.rate:.0%}); those votes are excluded. "
+                f"{action}.",
+            )
+        return super().changelist_view(request, extra_context)

@@ -306,6 +306,7 @@ class Vote(models.Model):
         ANOMALOUS_VOTER = "anomalous_voter", "The voter's pattern looks anomalous"
         ERRORED_ROUND = "errored_round", "A response failed in this battle"
         MODERATED = "moderated", "Moderation flagged the conversation"
+        POSITION_LOCKED = "position_locked", "The voter picks the same side whatever the answers"
 
     battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
     winner = models.CharField(max_length=8, choices=Winner.choices)

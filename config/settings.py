@@ -387,6 +387,7 @@ ARENA_LEAK_WORDS = env_list(
         "phi-3",
     ],
 )
+ARENA_EXCLUDE_LEAKING_MODELS = env_bool("ARENA_EXCLUDE_LEAKING_MODELS", False)
 ARENA_ACTIVE_SAMPLING_MIX = env_float("ARENA_ACTIVE_SAMPLING_MIX", 1.0, min_value=0.0)
 ARENA_STREAM_FLUSH_SECONDS = env_float("ARENA_STREAM_FLUSH_SECONDS", 0.075, min_value=0.01)
 # A response being generated holds a lease its worker renews every third of this; a sweep every

@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from rating.engine.leaderboard import TIE_MEANINGS
+
 
 class LeaderboardSnapshot(models.Model):
     class Source(models.TextChoices):
@@ -66,3 +68,30 @@ class LeaderboardSnapshot(models.Model):
     @property
     def is_empty(self) -> bool:
         return self.votes_counted == 0
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """The board's status (``rating.engine.quality``): status ("ok", "regularised",
+        "withheld", "empty"), reason, decisive_votes, needed_votes, prior_sd, intervals.
+        Snapshots stored before statuses existed read as "ok" (or "empty")."""
+        stored = (self.params or {}).get("status") or {}
+        default = {
+            "status": "empty" if self.is_empty else "ok", "reason": None,
+            "decisive_votes": None, "needed_votes": None, "prior_sd": None, "intervals": None,
+        }  # fmt: skip
+        return {**default, **stored}
+
+    @property
+    def excluded(self) -> dict[str, Any]:
+        """The votes left out: {"total": n, "by_reason": {flag: n}} (a vote with two flags
+        counts under both, once in the total)."""
+        stored = (self.params or {}).get("excluded")
+        return stored or {"total": self.flagged_excluded, "by_reason": {}}
+
+    @property
+    def tie_model(self) -> str:
+        return str(((self.params or {}).get("method") or {}).get("ties") or "half")
+
+    @property
+    def tie_model_meaning(self) -> str:
+        return TIE_MEANINGS.get(self.tie_model, self.tie_model)

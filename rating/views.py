@@ -8,6 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from arena.models import Vote
+from arena.sampling import leaking_models
 from rating import plots, selectors
 from rating.models import LeaderboardSnapshot
 
@@ -60,7 +62,11 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
             for key in SORT_KEYS
         },
     }
-    if snapshot is not None and not snapshot.is_empty:
+    if snapshot is not None:
+        context.update(_fidelity(snapshot))
+    if request.user.is_staff:
+        context["leaks"] = leaking_models()
+    if snapshot is not None and not snapshot.is_empty and context["status"]["status"] != "withheld":
         rows = _sorted_rows(snapshot.rows, q["sort"], q["desc"])
         m = snapshot.matrices or {}
         labels = {r["model"]: r.get("name") or r["model"] for r in snapshot.rows}
@@ -81,6 +87,28 @@ def leaderboard(request: HttpRequest) -> HttpResponse:
     if request.htmx and not request.htmx.boosted:
         template += "#board"
     return render(request, template, context)
+
+
+def _fidelity(snapshot: LeaderboardSnapshot) -> dict[str, Any]:
+    """What the page says about how far the board can be trusted: its status, the warnings
+    other than the status's own reason, the excluded votes by reason, the tie model."""
+    status = snapshot.status
+    excluded = snapshot.excluded
+    by_reason = excluded.get("by_reason") or {}
+    # In the order of Vote.Flag (PostgreSQL's jsonb does not keep the stored order).
+    order = {flag: k for k, flag in enumerate(Vote.Flag.values)}
+    reasons = [
+        (flag.replace("_", " "), n)
+        for flag, n in sorted(by_reason.items(), key=lambda item: (order.get(item[0], 99), item[0]))
+        if n
+    ]
+    return {
+        "status": status,
+        "warnings": [w for w in snapshot.warnings if w != status["reason"]],
+        "excluded_reasons": reasons,
+        "tie_model": snapshot.tie_model,
+        "tie_model_meaning": snapshot.tie_model_meaning,
+    }
 
 
 def _style_pairs(snapshot: LeaderboardSnapshot) -> list[tuple[str, float]]:

@@ -28,6 +28,40 @@ class RowSerializer(serializers.Serializer):
     )
 
 
+class BoardStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["ok", "regularised", "withheld", "empty"],
+        help_text="ok: the unregularised fit. regularised: few votes, or a model never lost or "
+        "never won; a Gaussian prior (prior_sd) shrinks the strengths and intervals are "
+        "posterior intervals. withheld: no scores (every score is null), see reason. empty: no "
+        "votes.",
+    )
+    reason = serializers.CharField(allow_null=True)
+    decisive_votes = serializers.IntegerField(
+        allow_null=True, help_text="Votes with a winner among the rated models."
+    )
+    needed_votes = serializers.IntegerField(
+        allow_null=True,
+        help_text="Decisive votes an unregularised (or style-controlled) fit needs: 10 per "
+        "parameter.",
+    )
+    prior_sd = serializers.FloatField(
+        allow_null=True, help_text="Prior sd of the strengths in log-odds, when regularised."
+    )
+    intervals = serializers.CharField(
+        allow_null=True, help_text="Interval method used: sandwich, bootstrap or posterior."
+    )
+
+
+class ExcludedSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Flagged votes left out (each vote once).")
+    by_reason = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Per vote flag (identity_leak, anomalous_voter, position_locked, "
+        "errored_round, moderated); a vote with two flags counts under both.",
+    )
+
+
 class SnapshotSerializer(serializers.Serializer):
     id = serializers.UUIDField(source="public_id")
     source = serializers.CharField()
@@ -38,6 +72,13 @@ class SnapshotSerializer(serializers.Serializer):
     computed_at = serializers.DateTimeField()
     votes_counted = serializers.IntegerField()
     flagged_excluded = serializers.IntegerField()
+    excluded = ExcludedSerializer()
+    status = BoardStatusSerializer()
+    tie_model = serializers.CharField(
+        help_text="half (a tie is half a win for each side, Chatbot Arena), davidson or "
+        "rao-kupper. Strengths of different tie models are different quantities."
+    )
+    tie_model_meaning = serializers.CharField()
     warnings = serializers.ListField(child=serializers.CharField())
     rows = RowSerializer(many=True)
 

@@ -101,7 +101,11 @@ class LeaderboardCSVView(PublicView):
         return Response(
             out.getvalue(),
             content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="{name}.csv"',
+                # A withheld board has no scores; the reason is in the JSON view.
+                "X-Leaderboard-Status": snapshot.status["status"],
+            },
         )
 
 

@@ -31,6 +31,8 @@ from rating.engine.leaderboard import (
     rank_from_intervals,
 )
 from rating.engine.matrices import battle_counts, observed_win_rate, predicted_win_rate
+from rating.engine.position import PositionReport, detect_position_locked_voters
+from rating.engine.quality import BoardStatus
 from rating.engine.style import STYLE_FEATURES, StyleFeatures, StyleFit, fit_style
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "STYLE_FEATURES",
     "AnomalyReport",
     "BTFit",
+    "BoardStatus",
     "DisconnectedGraphError",
     "InvalidVoteError",
     "Leaderboard",
@@ -45,6 +48,7 @@ __all__ = [
     "Outcome",
     "PairTable",
     "PairWeights",
+    "PositionReport",
     "RatingError",
     "StyleFeatures",
     "StyleFit",
@@ -56,6 +60,7 @@ __all__ = [
     "bootstrap_params",
     "components",
     "detect_anomalous_voters",
+    "detect_position_locked_voters",
     "expected_score_matrix",
     "fit_bt",
     "fit_style",

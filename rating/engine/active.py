@@ -7,6 +7,11 @@ the Fisher information H, and by Sherman-Morrison the covariance V = H^-1 become
 V - h V x x^T V / (1 + h x^T V x). The weight of a pair is the summed shrinkage of every
 model's standard error, sum_m sqrt(V_mm) - sqrt(V'_mm), normalised over all pairs.
 
+What counts is what voters were shown: given `shown` (battles per pair), the information of a
+pair is computed from its battles, not from the votes that counted. Otherwise a model whose
+votes are excluded (its answers name it, so the votes are flagged) looks unmeasured forever,
+gets the most weight, and is drawn in nearly every battle, whose votes are excluded again.
+
 `sharpness` raises the shrinkage to a power before normalising: 1 is the paper's proportional
 rule; larger values move towards always taking the single best pair (the bench shows 4 needs
 fewer votes to reach a target interval width, at the cost of less exploration).
@@ -17,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
 from rating.engine.bt import laplacian
@@ -48,19 +53,27 @@ def active_sampling_weights(
     *,
     sharpness: float = 1.0,
     prior: float = PRIOR,
+    shown: tuple[ArrayLike, ArrayLike, ArrayLike] | None = None,
 ) -> PairWeights:
     """Weights over all m (m - 1) / 2 pairs from current votes and fitted strengths.
 
     `theta` are natural log-odds strengths (NaN for unrated models is treated as 0). Pairs
-    involving models with few votes or near-equal strengths get the most weight.
+    involving models with few votes (or, with `shown`, few battles) or near-equal strengths get
+    the most weight. `shown` is (i, j, battles): how many battles each pair of model indices
+    was shown in, whatever became of their votes; it replaces the table's vote counts.
     """
     m = table.n_models
     ii, jj = np.triu_indices(m, k=1)
     if m < 2:
         return PairWeights(ii, jj, np.zeros(0))
     th = np.nan_to_num(np.asarray(theta, dtype=np.float64))
-    p_obs = expit(th[table.i] - th[table.j])
-    info = laplacian(table.i, table.j, table.weight.sum(1) * p_obs * (1 - p_obs), m)
+    if shown is None:
+        pi, pj, n = table.i, table.j, table.weight.sum(1)
+    else:
+        pi, pj = (np.asarray(x, dtype=np.int64) for x in shown[:2])
+        n = np.asarray(shown[2], dtype=np.float64)
+    p_obs = expit(th[pi] - th[pj])
+    info = laplacian(pi, pj, n * p_obs * (1 - p_obs), m)
     cov = np.linalg.inv(info + prior * np.eye(m))
     p = expit(th[ii] - th[jj])
     h = p * (1 - p)

@@ -37,6 +37,11 @@ HALF_Y = np.array([1.0, 0.5, 0.0])  # score of i for classes (i won, tie, j won)
 AUTO_RIDGE = 1e-2  # used only when the MLE does not exist (a model never lost or never won)
 _FD_STEP = 1e-5
 _KAPPA_MIN = -20.0
+# A line search that had to shrink the Newton step below this found no better point: the
+# objective is flat along the step (separated data, no finite maximum). That is a failure, not
+# convergence: only a small FULL Newton step counts as converged (a damped step shrunk to
+# nothing used to pass the tolerance, and a diverging fit was reported as converged).
+STALLED = 2.0**-30
 T = TypeVar("T")
 
 
@@ -271,8 +276,10 @@ def _newton(
         if params.size > m:  # keep kappa in a sane range for the line search
             step[m] = np.clip(step[m], -2.0, 2.0)
         params, value, scale = backtrack(value, trial_at)
-        if np.max(np.abs(scale * step)) < tol:
+        if np.max(np.abs(step)) < tol:
             return params, value, it, True
+        if scale < STALLED:
+            return params, value, it, False
     return params, value, it, False
 
 
@@ -327,6 +334,19 @@ def sandwich_cov(table: PairTable, fit: BTFit) -> NDArray[np.float64]:
         full[m, m] = (w2 * lk * lk).sum()
         g = full
     cov = h_inv @ g @ h_inv
+    centre = np.eye(cov.shape[0])
+    centre[:m, :m] -= 1.0 / m
+    return centre @ cov @ centre.T
+
+
+def posterior_cov(table: PairTable, fit: BTFit) -> NDArray[np.float64]:
+    """Laplace (posterior) covariance of (theta, kappa) at a ridge fit: the inverse of the
+    negative Hessian of the penalised log-likelihood (Fisher information + prior precision),
+    theta block mean-centred. With a ridge of 1 / sd^2 this is the posterior of a Gaussian
+    N(0, sd^2) prior on each strength: a model with few votes keeps about the prior's width."""
+    m = table.n_models
+    _, neg_h = gradient_hessian(table, fit.ties, fit.params, fit.ridge)
+    cov = gauge_inverse(neg_h, m, fit.ridge)
     centre = np.eye(cov.shape[0])
     centre[:m, :m] -= 1.0 / m
     return centre @ cov @ centre.T

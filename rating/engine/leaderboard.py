@@ -1,16 +1,18 @@
 """High-level leaderboard: scores, intervals, ranks and matrices in one plain result.
 
 Scores are 400 log10-odds (Elo-like): score = (400 / ln 10) theta + offset. By default the
-offset makes the mean score of each connected component `mean_score` (1000); with
+offset makes the mean score of the rated models `mean_score` (1000); with
 `anchor=(model_index, score)` the anchor model gets exactly that score. The anchor only
 translates the board: intervals describe the mean-centred scores, so the anchor keeps an
 honest interval instead of a zero-width one (FastChat's per-replicate anchoring moves the
 anchor's noise onto every other model).
 
-Disconnected comparison graphs are not an error here: each connected component is fitted on
-its own, every model row carries its `component` (0 = most votes), ranks are computed within a
-component, and `warnings` says that scores of different components are not comparable. Models
-without votes are listed with score/lower/upper/rank None.
+Every board carries a `status` (`rating.engine.quality`): "ok" (unregularised fit),
+"regularised" (few votes or a model never lost or never won: a stated prior and posterior
+intervals), "withheld" (no scores, with the reason) or "empty". Disconnected comparison graphs
+are not an error: only the largest connected group (component 0) is rated, every model row
+carries its `component`, and `warnings` names the models left unrated and why. Models without
+votes are listed with score/lower/upper/rank None.
 """
 
 from __future__ import annotations
@@ -24,11 +26,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 from scipy.stats import norm
 
-from rating.engine.bootstrap import Sampler, bootstrap_params
-from rating.engine.bt import TIE_MODELS, BTFit, fit_bt, sandwich_cov
+from rating.engine.bootstrap import Sampler
+from rating.engine.bt import TIE_MODELS
 from rating.engine.data import (
-    InvalidVoteError,
-    PairTable,
     RatingError,
     VoteCounts,
     aggregate,
@@ -36,12 +36,25 @@ from rating.engine.data import (
     pair_table,
     parse_outcomes,
 )
+from rating.engine.fitting import Estimates, FitOptions, Votes, fit_main
 from rating.engine.matrices import battle_counts, observed_win_rate
-from rating.engine.style import StyleFeatures, fit_style
+from rating.engine.quality import BoardStatus
+from rating.engine.style import StyleFeatures
 from rating.engine.threads import single_blas
 
 SCALE = 400.0 / math.log(10.0)  # natural log-odds -> rating points
 CI_METHODS: tuple[str, ...] = ("sandwich", "bootstrap")
+# What each tie model's strengths mean: the half-win and Davidson / Rao-Kupper strengths are
+# different quantities (with many ties the half-win ones are compressed towards 0), so a board
+# always says which one it reports.
+TIE_MEANINGS: dict[str, str] = {
+    "half": "a tie or both-bad vote is half a win for each side (Chatbot Arena's convention); "
+    "strengths are the log-odds of the expected score",
+    "davidson": "Davidson's model: ties have their own probability nu; strengths are the "
+    "log-odds of winning a decisive vote",
+    "rao-kupper": "Rao-Kupper's model: a tie when the strength difference is within a "
+    "threshold eta; strengths are not comparable with half-win ones",
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,8 @@ class Leaderboard:
     """Result of `leaderboard()`. Matrices are (m, m) in the input model order; NaN = unknown.
 
     `models` is sorted by component, rank, then descending score; unrated models come last.
+    `status` says whether the scores are the unregularised fit, regularised (and why, with the
+    prior), or withheld (every score None, and why).
     """
 
     models: list[ModelRating]
@@ -74,6 +89,7 @@ class Leaderboard:
     params: dict[str, object]
     n_votes: int
     warnings: list[str] = field(default_factory=list)
+    status: BoardStatus = field(default_factory=lambda: BoardStatus("empty", "no votes"))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict: only dicts, lists, str, int, float, bool and None (NaN -> None)."""
@@ -87,6 +103,7 @@ class Leaderboard:
             "params": _plain(self.params),
             "n_votes": int(self.n_votes),
             "warnings": list(self.warnings),
+            "status": asdict(self.status),
         }
 
 
@@ -171,13 +188,16 @@ def leaderboard(
 
     table = pair_table(counts)
     comp = components(table)
-    options = _FitOptions(
+    options = FitOptions(
         ties=ties, ci=ci, level=level, z=float(norm.ppf(0.5 + level / 2)),
         rounds=bootstrap_rounds, sampler=bootstrap_sampler, seed=seed,
     )  # fmt: skip
-    votes = None if style is None else _Votes(model_a, model_b, outcome_codes, weights, style)
-    est = _fit_components(table, comp, options, votes)
-    est.warnings += _coverage_warnings(names, comp, est.theta, counts.total_votes)
+    votes = None if style is None else Votes(model_a, model_b, outcome_codes, weights, style)
+    est = fit_main(table, comp, names, options, votes)
+    if est.status.reason is not None and est.status.status != "empty":  # whoever reads only
+        # the warnings learns it too
+        est.warnings.insert(0, est.status.reason)
+    est.warnings += _coverage_warnings(names, comp, est.theta, counts.votes_per_model())
     offset = _offsets(names, comp, est, anchor, mean_score)
     score = SCALE * est.theta + offset
     lo_s, hi_s = SCALE * est.lower + offset, SCALE * est.upper + offset
@@ -199,7 +219,7 @@ def leaderboard(
     tie_param = est.params["tie_param"] if ties != "half" else None
     predicted = expected_score_matrix(est.theta, ties, tie_param)  # type: ignore[arg-type]
     predicted[comp[:, None] != comp[None, :]] = np.nan
-    est.params["converged"] = all(f.converged for f in est.fits)
+    est.params["converged"] = est.converged
     return Leaderboard(
         models=rows,
         model_names=names,
@@ -210,6 +230,7 @@ def leaderboard(
         params=est.params,
         n_votes=counts.total_votes,
         warnings=est.warnings,
+        status=est.status,
     )
 
 
@@ -244,117 +265,30 @@ def _vote_counts(
     return aggregate(model_a, model_b, outcome_codes, n_models=m, weights=weights)
 
 
-@dataclass(frozen=True)
-class _FitOptions:
-    """How to fit and bound each component: tie model, interval method and level (z is the
-    normal quantile of the level), bootstrap rounds, sampler and seed."""
-
-    ties: str
-    ci: str
-    level: float
-    z: float
-    rounds: int
-    sampler: Sampler
-    seed: int | None
-
-
-@dataclass(frozen=True)
-class _Votes:
-    """The per-vote arrays a style-controlled fit reads."""
-
-    model_a: ArrayLike
-    model_b: ArrayLike
-    outcome_codes: NDArray
-    weights: ArrayLike | None
-    style: StyleFeatures
-
-
-@dataclass
-class _Estimates:
-    """Strengths and their interval bounds per model (natural log-odds, NaN = unrated), the
-    reported parameters, the plain fits and the warnings so far."""
-
-    theta: NDArray[np.float64]
-    lower: NDArray[np.float64]
-    upper: NDArray[np.float64]
-    params: dict[str, object]
-    fits: list[BTFit] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-def _fit_components(
-    table: PairTable, comp: NDArray, options: _FitOptions, votes: _Votes | None
-) -> _Estimates:
-    """Fit every connected component of two or more models on its own."""
-    m = table.n_models
-    est = _Estimates(
-        theta=np.full(m, np.nan), lower=np.full(m, np.nan), upper=np.full(m, np.nan),
-        params={"tie_model": options.ties, "tie_param": None, "style": None},
-    )  # fmt: skip
-    for c in range(int(comp.max()) + 1 if m else 0):
-        members = np.flatnonzero(comp == c)
-        if members.size < 2:
-            continue  # a lone model (no votes) has no score
-        sub, _ = table.subset(members)
-        if votes is not None:
-            try:  # the plain fit (O(pairs)) is a close start: fewer passes over the votes
-                start = fit_bt(sub, ties="half").theta
-            except RatingError:
-                start = None
-            _fit_style_component(members, m, votes, options.z, est, start)
-        else:
-            _fit_plain_component(c, members, sub, options, est)
-    return est
-
-
-def _fit_plain_component(
-    c: int, members: NDArray[np.int64], sub: PairTable, options: _FitOptions, est: _Estimates
-) -> None:
-    """Fit BT on one component's pair table; writes into ``est``."""
-    comp_ties = options.ties
-    if options.ties != "half" and sub.weight[:, 1].sum() <= 0:
-        est.warnings.append(f"component {c} has no ties; fitted with ties='half'")
-        comp_ties = "half"
-    fit = fit_bt(sub, ties=comp_ties)
-    est.fits.append(fit)
-    if fit.ridge > 0:
-        est.warnings.append(
-            f"component {c}: some model never lost (or never won), so the exact MLE is "
-            f"infinite; a ridge of {fit.ridge} (prior sd {1 / math.sqrt(fit.ridge):.0f} "
-            "log-odds) keeps its score finite"
-        )
-    est.theta[members] = fit.theta
-    lo, hi = _intervals(
-        sub, fit, options.ci, options.z, options.level, options.rounds, options.sampler,
-        options.seed,
-    )  # fmt: skip
-    est.lower[members], est.upper[members] = lo, hi
-    if c == 0 and fit.tie_param is not None:
-        est.params["tie_param"] = fit.tie_param
-
-
 def _coverage_warnings(
-    names: list[str], comp: NDArray, theta: NDArray[np.float64], total_votes: int
+    names: list[str], comp: NDArray, theta: NDArray[np.float64], votes: NDArray[np.int64]
 ) -> list[str]:
-    """Warnings about what the board cannot compare: components, no votes, unrated models."""
+    """Warnings about what the board cannot compare: other components, models without votes."""
+    if not votes.sum():
+        return ["no votes: no model can be rated"]
     warnings = []
-    if (np.bincount(comp, minlength=1) >= 2).sum() > 1:
+    apart = [names[k] for k in np.flatnonzero((comp > 0) & (votes > 0))]
+    if apart:
         warnings.append(
-            "the comparison graph is disconnected: each component is fitted separately and "
-            "scores of different components are not comparable"
+            "the comparison graph is disconnected: only the largest connected group of models "
+            f"is rated; {', '.join(apart)} have votes only among themselves, so their scores "
+            "could not be compared with the others"
         )
-    if total_votes == 0:
-        warnings.append("no votes: no model can be rated")
-    unrated = [names[k] for k in range(len(names)) if np.isnan(theta[k])]
-    if unrated and total_votes:
-        warnings.append(f"models without a score (no votes): {', '.join(unrated)}")
+    unvoted = [names[k] for k in np.flatnonzero(votes == 0)]
+    if unvoted:
+        warnings.append(f"models without a score (no votes): {', '.join(unvoted)}")
     return warnings
 
 
 def _offsets(
     names: list[str],
     comp: NDArray,
-    est: _Estimates,
+    est: Estimates,
     anchor: tuple[int, float] | None,
     mean_score: float,
 ) -> NDArray[np.float64]:
@@ -388,7 +322,7 @@ def _number(x: np.floating) -> float | None:
 
 def _method(
     names: list[str],
-    options: _FitOptions,
+    options: FitOptions,
     style_control: bool,
     anchor: tuple[int, float] | None,
     mean_score: float,
@@ -397,6 +331,7 @@ def _method(
     return {
         "model": "bradley-terry",
         "ties": options.ties,
+        "ties_meaning": TIE_MEANINGS[options.ties],
         "ci": options.ci,
         "level": options.level,
         "bootstrap_rounds": options.rounds if options.ci == "bootstrap" else None,
@@ -410,70 +345,3 @@ def _method(
             else {"mean": float(mean_score)}
         ),
     }
-
-
-def _intervals(
-    sub: PairTable,
-    fit: BTFit,
-    ci: str,
-    z: float,
-    level: float,
-    rounds: int,
-    sampler: Sampler,
-    seed: int | None,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    m = sub.n_models
-    if ci == "sandwich":
-        se = np.sqrt(np.maximum(np.diag(sandwich_cov(sub, fit))[:m], 0.0))
-        return fit.theta - z * se, fit.theta + z * se
-    boot = bootstrap_params(sub, fit, rounds=rounds, seed=seed, sampler=sampler)[:, :m]
-    q = np.quantile(boot, [0.5 - level / 2, 0.5 + level / 2], axis=0)
-    return q[0], q[1]
-
-
-def _fit_style_component(
-    members: NDArray[np.int64],
-    m: int,
-    votes: _Votes,
-    z: float,
-    est: _Estimates,
-    start: NDArray | None,
-) -> None:
-    """Fit style control on the votes inside one component; writes into ``est``."""
-    outcome_codes, style = votes.outcome_codes, votes.style
-    a = np.asarray(votes.model_a, dtype=np.int64)
-    b = np.asarray(votes.model_b, dtype=np.int64)
-    fa = np.asarray(style.features_a, dtype=np.float64)
-    fb = np.asarray(style.features_b, dtype=np.float64)
-    if fa.shape[0] != a.size or fb.shape[0] != a.size:
-        raise InvalidVoteError("style features need one row per vote")
-    w = None if votes.weights is None else np.asarray(votes.weights, dtype=np.float64)
-    if members.size == m:  # one component (the usual case): every row, no copies
-        fit = fit_style(
-            a, b, outcome_codes, style, n_models=m, weights=w, start=start
-        )  # fmt: skip
-    else:
-        new = np.full(m, -1)
-        new[members] = np.arange(members.size)
-        rows = (new[a] >= 0) & (new[b] >= 0)
-        sub_style = StyleFeatures(fa[rows], fb[rows], style.names)
-        fit = fit_style(
-            new[a[rows]], new[b[rows]], outcome_codes[rows], sub_style, n_models=members.size,
-            weights=None if w is None else w[rows], start=start,
-        )  # fmt: skip
-    k = members.size
-    se = np.sqrt(np.maximum(np.diag(fit.cov), 0.0))
-    est.theta[members] = fit.theta
-    est.lower[members] = fit.theta - z * se[:k]
-    est.upper[members] = fit.theta + z * se[:k]
-    if est.params.get("style") is None:  # report the main component's coefficients
-        est.params["style"] = {
-            "features": list(fit.names),
-            "coefficients": fit.beta.tolist(),
-            "lower": (fit.beta - z * se[k:]).tolist(),
-            "upper": (fit.beta + z * se[k:]).tolist(),
-            "feature_mean": fit.feature_mean.tolist(),
-            "feature_std": fit.feature_std.tolist(),
-            "units": "log-odds per standard deviation of (f_a - f_b) / (f_a + f_b + 1)",
-            "converged": fit.converged,
-        }

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, log_expit
 
-from rating.engine.bt import backtrack, gauge_inverse
+from rating.engine.bt import STALLED, backtrack, gauge_inverse
 from rating.engine.data import HALF_SCORE, InvalidVoteError, parse_outcomes
 from rating.engine.threads import single_blas
 
@@ -191,8 +191,10 @@ def _newton(
         grad, neg_h, wr = rows.derivatives(eta)
         step = gauge_inverse(neg_h, m, 0.0) @ grad
         (theta, beta, eta), current, scale = backtrack(current, trial_at)
-        if np.max(np.abs(scale * step)) < tol:
+        if np.max(np.abs(step)) < tol:  # the full step: see bt.STALLED
             return theta, beta, eta, it, (neg_h, wr)
+        if scale < STALLED:
+            return theta, beta, eta, it, None
     return theta, beta, eta, it, None
 
 

@@ -6,9 +6,12 @@ as weighted pairs)."""
 from rating.selectors.annotation_source import annotation_pairs
 from rating.selectors.counts import (
     CategoryCounts,
+    battles_shown,
     category_counts,
     counts_by_category,
     counts_versions,
+    excluded_by_category,
+    excluded_summary,
     flagged_by_category,
     head_to_head,
 )
@@ -31,11 +34,14 @@ __all__ = [
     "VoteArrays",
     "annotation_pairs",
     "arena_vote_arrays",
+    "battles_shown",
     "category_counts",
     "category_label",
     "category_sort_key",
     "counts_by_category",
     "counts_versions",
+    "excluded_by_category",
+    "excluded_summary",
     "flagged_by_category",
     "head_to_head",
     "snapshot_categories",

@@ -1,6 +1,7 @@
 """Reads of the vote counts (what the plain boards are fitted on): fingerprints, cells per
-category, flagged votes, a model's head-to-head record. The tables are read through
-``arena.counts`` and ``arena.selectors``."""
+category, flagged votes and why they were excluded, the battles each pair was shown in, a
+model's head-to-head record. The counts are read through ``arena.counts`` and
+``arena.selectors``."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.db.models import Count
 from numpy.typing import NDArray
 
 from arena.counts import CountCells, counts_of_model, counts_totals, table_cells
-from arena.models import LLM
-from arena.selectors import flagged_vote_categories, llms_by_pk
+from arena.models import LLM, Battle, Vote
+from arena.selectors import llms_by_pk
 
 
 def counts_versions() -> dict[str, int]:
@@ -72,10 +74,52 @@ def category_counts(cells: CountCells) -> dict[str, CategoryCounts]:
 
 def flagged_by_category() -> dict[str, int]:
     """Flagged anonymous votes per category (flagged votes are few: only they are read)."""
-    counter: Counter[str] = Counter()
-    for cats in flagged_vote_categories():
-        counter.update({"all", *cats})
-    return dict(counter)
+    return {cat: excluded["total"] for cat, excluded in excluded_by_category().items()}
+
+
+def excluded_by_category() -> dict[str, dict[str, Any]]:
+    """Per category, the excluded (flagged) anonymous votes: ``{"total": n, "by_reason": {flag:
+    n}}``. A vote with several flags counts once in the total and under each of its flags;
+    reasons are the vote flags (``Vote.Flag``), listed even when zero. Only flagged votes are
+    read (they are few)."""
+    rows = (
+        Vote.objects.filter(battle__mode=Battle.Mode.ANONYMOUS)
+        .exclude(flags=[])
+        .exclude(flags__isnull=True)
+        .values_list("flags", "battle__categories")
+    )
+    totals: Counter[str] = Counter()
+    reasons: dict[str, Counter[str]] = defaultdict(Counter)
+    for flags, cats in rows:
+        for cat in {"all", *(cats or [])}:
+            totals[cat] += 1
+            reasons[cat].update(set(flags or []))
+    return {cat: excluded_summary(totals[cat], reasons[cat]) for cat in totals}
+
+
+def excluded_summary(total: int, by_reason: dict[str, int] | None = None) -> dict[str, Any]:
+    """``{"total": total, "by_reason": {every known flag: count, then any unknown flag}}``."""
+    counts = dict(by_reason or {})
+    ordered = {flag: int(counts.pop(flag, 0)) for flag in Vote.Flag.values}
+    ordered.update({flag: int(n) for flag, n in sorted(counts.items())})
+    return {"total": int(total), "by_reason": ordered}
+
+
+def battles_shown() -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Anonymous battles per unordered pair of models (LLM pks, a < b): what voters were shown,
+    voted or not, whatever became of the vote. Active sampling measures exposure by this."""
+    rows = (
+        Battle.objects.filter(mode=Battle.Mode.ANONYMOUS)
+        .values_list("model_a_id", "model_b_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    data = np.array(list(rows), dtype=np.int64).reshape(-1, 3)
+    lo = np.minimum(data[:, 0], data[:, 1])
+    hi = np.maximum(data[:, 0], data[:, 1])
+    pairs, inverse = np.unique(np.stack([lo, hi], axis=1), axis=0, return_inverse=True)
+    n = np.bincount(inverse.reshape(-1), data[:, 2], len(pairs)).astype(np.int64)
+    return pairs[:, 0].copy(), pairs[:, 1].copy(), n
 
 
 # --- model detail -------------------------------------------------------------------------------

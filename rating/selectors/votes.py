@@ -25,7 +25,8 @@ class VoteArrays:
     per-side conversation totals stored on the vote. ``voter`` holds integer voter codes (equal
     codes = same voter); ``categories`` one mask per category; ``anonymous`` marks votes of
     anonymous battles (only they are rated and counted); ``flagged`` votes with any flag,
-    ``anomalous`` those with the anomalous-voter flag.
+    ``anomalous`` those with the anomalous-voter flag; ``flag_bits`` has bit k set when the vote
+    has the k-th flag of ``FLAGS`` (``Vote.Flag``; other flags only set ``flagged``).
     """
 
     vote_id: NDArray[np.int64]
@@ -39,6 +40,7 @@ class VoteArrays:
     categories: dict[str, NDArray[np.bool_]]
     features_a: NDArray[np.float64]
     features_b: NDArray[np.float64]
+    flag_bits: NDArray[np.int64]
 
     @property
     def size(self) -> int:
@@ -52,12 +54,27 @@ class VoteArrays:
             flagged=self.flagged[mask], anomalous=self.anomalous[mask],
             categories={c: m[mask] for c, m in self.categories.items()},
             features_a=self.features_a[mask], features_b=self.features_b[mask],
+            flag_bits=self.flag_bits[mask],
         )  # fmt: skip
+
+    def mark(self, target: NDArray[np.bool_], flag: str) -> None:
+        """Record that the votes where ``target`` is true now have ``flag``."""
+        self.flagged[target] = True
+        self.flag_bits[target] |= 1 << FLAGS.index(flag)
+        if flag == ANOMALOUS_FLAG:
+            self.anomalous[target] = True
+
+    def excluded(self, mask: NDArray[np.bool_]) -> tuple[int, dict[str, int]]:
+        """Flagged votes where ``mask`` is true: their number and the count per flag."""
+        hit = mask & self.flagged
+        bits = self.flag_bits[hit]
+        return int(hit.sum()), {f: int(((bits >> k) & 1).sum()) for k, f in enumerate(FLAGS)}
 
 
 _OUTCOME_CODE = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
 OUTCOMES = ("a", "b", "tie", "both_bad")  # code -> Vote.winner
 ANOMALOUS_FLAG = Vote.Flag.ANOMALOUS_VOTER.value
+FLAGS: tuple[str, ...] = tuple(Vote.Flag.values)  # bit k of flag_bits = FLAGS[k]
 _STYLE_COLS = tuple(
     f"{side}_{col}"
     for side in "ab"
@@ -90,7 +107,10 @@ def _arrays_postgresql(ids: list[int] | None) -> VoteArrays:
     allocated per vote in Python. Strings are replaced by 64-bit hashes in SQL (voter; a
     battle's category list), and the few distinct category lists are fetched once each."""
     vote, battle = Vote._meta.db_table, Battle._meta.db_table
-    flag = json.dumps([ANOMALOUS_FLAG])
+    flag_bits = "".join(
+        f" | CASE WHEN v.flags @> '{json.dumps([flag])}'::jsonb THEN {16 << k} ELSE 0 END"
+        for k, flag in enumerate(FLAGS)
+    )
     where, params = ("WHERE v.id = ANY(%s)", [list(ids)]) if ids is not None else ("", None)
 
     # Few, packed columns: the server's cost is per aggregated element. Style counts are
@@ -103,9 +123,10 @@ def _arrays_postgresql(ids: list[int] | None) -> VoteArrays:
 
     cols = [
         "v.id", "v.battle_id", "hashtextextended(v.voter, 0)",
+        # outcome in bits 0-1, "any flag" in bit 2, flag k in bit 4 + k (only flagged votes,
+        # which are few, evaluate the containment tests)
         f"(({_WINNER_SQL} END)"
-        " | CASE WHEN v.flags IS NULL OR v.flags = '[]'::jsonb THEN 0 ELSE 4 END"
-        f" | CASE WHEN v.flags @> '{flag}'::jsonb THEN 8 ELSE 0 END)",
+        f" | CASE WHEN v.flags IS NULL OR v.flags = '[]'::jsonb THEN 0 ELSE 4{flag_bits} END)",
         "(v.a_length::int8 << 32) | v.b_length::int8", md("a"), md("b"),
     ]  # fmt: skip
     agg = ", ".join(f"array_agg({c})" for c in cols)
@@ -147,7 +168,7 @@ def _arrays_postgresql(ids: list[int] | None) -> VoteArrays:
     return _assemble(
         vote_id=v[0][found], model_a=ab >> 32, model_b=ab & ((1 << 32) - 1), outcome=code & 3,
         voter=v[2][found], anonymous=~named[row], flagged=(code & 4) > 0,
-        anomalous=(code & 8) > 0, cat_code=np.searchsorted(uniq, cat_hash[row]),
+        flag_bits=code >> 4, cat_code=np.searchsorted(uniq, cat_hash[row]),
         cat_values=cat_values, style=style,
     )  # fmt: skip
 
@@ -258,7 +279,10 @@ def _arrays_generic(ids: list[int] | None) -> VoteArrays:
         voter=voter,
         anonymous=np.array(cols[5], dtype=np.int64) == 1,
         flagged=np.array([bool(f) for f in flags], dtype=bool),
-        anomalous=np.array([ANOMALOUS_FLAG in f for f in flags], dtype=bool),
+        flag_bits=np.array(
+            [sum(1 << k for k, flag in enumerate(FLAGS) if flag in f) for f in flags],
+            dtype=np.int64,
+        ),
         cat_code=cat_code,
         cat_values=[json.loads(k) for k in cat_keys],
         style=np.array(cols[8:16], dtype=np.float64).T,
@@ -287,7 +311,7 @@ def _assemble_empty() -> VoteArrays:
     z = np.zeros(0, dtype=np.int64)
     return _assemble(
         vote_id=z, model_a=z, model_b=z, outcome=z, voter=z, anonymous=z == 1, flagged=z == 1,
-        anomalous=z == 1, cat_code=z, cat_values=[], style=np.zeros((0, 8)),
+        flag_bits=z, cat_code=z, cat_values=[], style=np.zeros((0, 8)),
     )  # fmt: skip
 
 
@@ -300,7 +324,7 @@ def _assemble(
     voter: NDArray[np.int64],
     anonymous: NDArray[np.bool_],
     flagged: NDArray[np.bool_],
-    anomalous: NDArray[np.bool_],
+    flag_bits: NDArray[np.int64],
     cat_code: NDArray[np.int64],
     cat_values: list[list[str]],
     style: NDArray[np.float64],
@@ -328,7 +352,8 @@ def _assemble(
         voter=o(voter),
         anonymous=o(anonymous),
         flagged=o(flagged).copy(),
-        anomalous=o(anomalous).copy(),
+        anomalous=(o(flag_bits) >> FLAGS.index(ANOMALOUS_FLAG)) & 1 == 1,
+        flag_bits=o(flag_bits).astype(np.int64),
         categories=masks,
         features_a=style[:, :4],
         features_b=style[:, 4:],

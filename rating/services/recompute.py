@@ -1,10 +1,10 @@
 """The periodic full recompute, and the count rebuild from votes already read.
 
 ``leaderboard_recompute_full`` reads every vote once (one row per vote: the votes carry their
-conversation's style features), flags anomalous voters, rebuilds the counts from those arrays
+conversation's style features), flags anomalous and position-locked voters, rebuilds the counts from those arrays
 (applying late flags, reporting drift, writing only differences under a short lock), fits plain
 and style-controlled boards for every category, the annotation source when there is one, and
-the active-sampling weights. At 1M votes it takes seconds, most of it the read and the style
+the active-sampling weights (from the battles each pair was shown in). At 1M votes it takes seconds, most of it the read and the style
 fits; see bench/rating_db.py.
 """
 
@@ -23,7 +23,7 @@ from rating import selectors
 from rating.engine import RatingError, leaderboard
 from rating.engine.threads import one_blas_thread
 from rating.models import LeaderboardSnapshot
-from rating.services.anomalies import votes_flag_anomalous
+from rating.services.anomalies import votes_flag_anomalous, votes_flag_position_locked
 from rating.services.runs import COUNT_DRIFT, RECOMPUTE_SECONDS, RECOMPUTES, run_lock
 from rating.services.sampling import sampling_weights_write
 from rating.services.snapshots import (
@@ -143,7 +143,7 @@ def counts_rebuild_from(
 
 
 def _style_fits(
-    rated: selectors.VoteArrays, slugs: dict[int, str], flagged: dict[str, int]
+    rated: selectors.VoteArrays, slugs: dict[int, str], excluded: dict[str, dict[str, Any]]
 ) -> tuple[list[Fit], list[str], float]:
     """Style-controlled boards of every category: the fits, problems met, seconds taken.
 
@@ -161,24 +161,39 @@ def _style_fits(
             except (RatingError, np.linalg.LinAlgError) as exc:
                 problems.append(f"style control for {cat}: {exc}")
                 continue
-            out.append(Fit(cat, True, board, pks, flagged[cat]))
+            out.append(Fit(cat, True, board, pks, _excluded(excluded, cat)))
     return out, problems, time.perf_counter() - start
 
 
 def _plain_fits(
     by_cat: dict[str, selectors.CategoryCounts],
     slugs: dict[int, str],
-    flagged: dict[str, int],
-    flagged_total: int,
+    excluded: dict[str, dict[str, Any]],
 ) -> list[Fit]:
     """Plain boards from the rebuilt counts; an empty overall board when nothing counts."""
     fits: list[Fit] = []
     for cat, cc in by_cat.items():
         board, pks = fit_counts(cc, slugs)
-        fits.append(Fit(cat, False, board, pks, flagged.get(cat, 0)))
+        fits.append(Fit(cat, False, board, pks, _excluded(excluded, cat)))
     if not by_cat:
-        fits.append(Fit("all", False, empty_board(), [], flagged_total))
+        fits.append(Fit("all", False, empty_board(), [], _excluded(excluded, "all")))
     return fits
+
+
+def _excluded(excluded: dict[str, dict[str, Any]], category: str) -> dict[str, Any]:
+    return excluded.get(category) or selectors.excluded_summary(0)
+
+
+def _flag_voters(arrays: selectors.VoteArrays) -> dict[str, int]:
+    """Both voter tests (their flags written through arena); votes newly flagged, per test and
+    in total (a vote can gain both flags)."""
+    before = arrays.flagged.copy()
+    report = {
+        "anomalous_voter": votes_flag_anomalous(arrays=arrays),
+        "position_locked": votes_flag_position_locked(arrays=arrays),
+    }
+    report["total"] = int((arrays.flagged & ~before).sum())
+    return report
 
 
 def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
@@ -187,7 +202,7 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
     arrays = selectors.arena_vote_arrays()
     timings["read_votes"] = time.perf_counter() - t
     t = time.perf_counter()
-    newly_flagged = votes_flag_anomalous(arrays=arrays) if detect_anomalies else 0
+    newly = _flag_voters(arrays) if detect_anomalies else {"total": 0}
     timings["anomaly"] = time.perf_counter() - t
 
     rated = arrays if bool(arrays.anonymous.all()) else arrays.select(arrays.anonymous)
@@ -195,20 +210,23 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
     arena_pks = set(llm_pks_for_arena())
     llms = llms_by_pk(sorted(pks_seen | arena_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
-    flagged = {cat: int((mask & rated.flagged).sum()) for cat, mask in rated.categories.items()}
+    excluded = {  # after this run's flags
+        cat: selectors.excluded_summary(*rated.excluded(mask))
+        for cat, mask in rated.categories.items()
+    }
 
     # The style fits run in a worker thread (numpy, no database) while this thread rebuilds
     # the counts, which mostly waits on PostgreSQL. "fit" below is the fitting time left after
     # the rebuild.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        styled = pool.submit(_style_fits, rated, slugs, flagged)
+        styled = pool.submit(_style_fits, rated, slugs, excluded)
         t = time.perf_counter()
         # The plain fits use the rebuilt cells as committed (no second read of the table).
         drift, by_cat = counts_rebuild_from(arrays)
         COUNT_DRIFT.inc(drift["votes_drift"])
         timings["rebuild_counts"] = time.perf_counter() - t
         t = time.perf_counter()
-        fits = _plain_fits(by_cat, slugs, flagged, int(rated.flagged.sum()))
+        fits = _plain_fits(by_cat, slugs, excluded)
         style_boards, warnings, style_seconds = styled.result()
         fits += style_boards
     timings["fit"] = time.perf_counter() - t
@@ -227,12 +245,13 @@ def _recompute_full(*, detect_anomalies: bool) -> dict[str, Any]:
     snapshots_write(snapshots=snaps + annotation, kind="full")
     plain_all = next((f for f in fits if f.category == "all" and not f.style_control), None)
     n_weights = sampling_weights_write(
-        counts=by_cat.get("all"), fit=plain_all, arena_pks=sorted(arena_pks)
+        shown=selectors.battles_shown(), fit=plain_all, arena_pks=sorted(arena_pks)
     )
     timings["write"] = time.perf_counter() - t
     return {
         "votes": int(rated.size),
-        "newly_flagged": newly_flagged,
+        "newly_flagged": newly["total"],
+        "newly_flagged_by_reason": {k: v for k, v in newly.items() if k != "total"},
         "drift": drift,
         "snapshots": len(snaps) + len(annotation),
         "categories": sorted({f.category for f in fits}, key=selectors.category_sort_key),
@@ -254,5 +273,5 @@ def _annotation_snapshots(version: int) -> list[LeaderboardSnapshot]:
     board = leaderboard(
         names, ia, ib, o, weights=w, ci=interval_method(), mean_score=MEAN_SCORE, seed=0
     )
-    fit = Fit("all", False, board, [int(p) for p in pks], 0)
+    fit = Fit("all", False, board, [int(p) for p in pks], selectors.excluded_summary(0))
     return [snapshot_build(fit, trigger="full", version=version, llms=llms, source="annotation")]

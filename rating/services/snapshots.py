@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -53,13 +53,18 @@ def interval_method() -> str:
 @dataclass
 class Fit:
     """One fitted board and what its snapshot needs: the LLM pk of each engine model index
-    (``pks``) and how many flagged votes the category left out."""
+    (``pks``) and the flagged votes the category left out (``excluded``: the total and the
+    count per flag, as ``selectors.excluded_summary`` builds it)."""
 
     category: str
     style_control: bool
     board: Leaderboard
     pks: list[int]
-    flagged: int
+    excluded: dict[str, Any]
+
+    @property
+    def flagged(self) -> int:
+        return int(self.excluded.get("total", 0))
 
 
 def model_index(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,13 +174,17 @@ def snapshot_build(
 ) -> LeaderboardSnapshot:
     """An unsaved snapshot of ``fit``; ``version`` is the counts fingerprint it was fitted on."""
     board = fit.board
-    data = {"method": to_plain(board.method), "params": to_plain(board.params)}
     return LeaderboardSnapshot(
         source=source,
         category=fit.category,
         style_control=fit.style_control,
         method="bradley-terry" + ("+style" if fit.style_control else ""),
-        params={"method": data["method"], "fitted": data["params"]},
+        params={
+            "method": to_plain(board.method),
+            "fitted": to_plain(board.params),
+            "status": to_plain(asdict(board.status)),
+            "excluded": to_plain(fit.excluded),
+        },
         trigger=trigger,
         computed_at=timezone.now(),
         votes_counted=board.n_votes,
@@ -294,7 +303,7 @@ def _stale_categories(*, force: bool) -> tuple[list[str], list[str]]:
 
 def _refresh(changed: list[str], emptied: list[str]) -> list[LeaderboardSnapshot]:
     by_cat = selectors.counts_by_category(changed)
-    flagged = selectors.flagged_by_category()
+    excluded = selectors.excluded_by_category()
     all_pks = {int(p) for cc in by_cat.values() for p in (*cc.a, *cc.b)}
     llms = llms_by_pk(sorted(all_pks))
     slugs = {pk: m.slug for pk, m in llms.items()}
@@ -302,12 +311,14 @@ def _refresh(changed: list[str], emptied: list[str]) -> list[LeaderboardSnapshot
     with one_blas_thread():
         for cat, cc in by_cat.items():
             board, pks = fit_counts(cc, slugs)
-            fit = Fit(cat, False, board, pks, flagged.get(cat, 0))
+            fit = Fit(cat, False, board, pks, excluded.get(cat) or selectors.excluded_summary(0))
             # The version is the sum of the cells this fit read (not of the earlier check), so
             # a vote counted in between triggers the next refresh instead of being skipped.
             snaps.append(snapshot_build(fit, trigger="live", version=cc.total, llms=llms))
     for cat in emptied:
         if cat not in by_cat:
-            fit = Fit(cat, False, empty_board(), [], flagged.get(cat, 0))
+            fit = Fit(
+                cat, False, empty_board(), [], excluded.get(cat) or selectors.excluded_summary(0)
+            )
             snaps.append(snapshot_build(fit, trigger="live", version=0, llms=llms))
     return snapshots_write(snapshots=snaps, kind="live")

@@ -73,7 +73,11 @@ def test_full_recompute_writes_plain_and_style_boards_and_sampling_weights(arena
     styled = selectors.snapshot_latest(style_control=True)
     assert plain.trigger == styled.trigger == "full"
     assert plain.votes_counted == styled.votes_counted == 17
-    assert styled.params["fitted"]["style"]["features"] == ["length", "headers", "lists", "bold"]
+    # 15 decisive votes: a style-controlled board of 3 models needs 10 * (2 + 4) = 60
+    assert styled.params["status"]["status"] == "withheld"
+    assert "15 decisive votes, needs 60" in styled.params["status"]["reason"]
+    assert all(r["score"] is None for r in styled.rows)
+    assert plain.params["status"]["status"] == "regularised"  # 15 < 10 * 2 = 20
     assert PairSamplingWeight.objects.count() == 3
     total = sum(PairSamplingWeight.objects.values_list("weight", flat=True))
     assert total == pytest.approx(1.0)

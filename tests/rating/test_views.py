@@ -1,5 +1,7 @@
 """The leaderboard page: empty state, table, SVG plots, htmx fragments, pinned queries."""
 
+import random
+
 import pytest
 
 from rating import services
@@ -46,9 +48,26 @@ def test_htmx_request_gets_only_the_board_fragment(client, board):
     assert "<html" not in html and 'data-category="coding"' in html
 
 
-def test_style_control_toggle_serves_the_style_board(client, board):
+def test_style_control_toggle_serves_the_style_board(client, db):
+    a, b, c = f.llm("alpha"), f.llm("beta"), f.llm("gamma")
+    rng = random.Random(4)
+    for k in range(72):  # 10 decisive votes per parameter: 2 strengths + 4 style coefficients
+        x, y = [(a, b), (b, c), (c, a)][k % 3]
+        features = tuple(
+            (rng.randint(50, 900), rng.randint(0, 3), rng.randint(0, 5), rng.randint(0, 4))
+            for _ in "ab"
+        )
+        f.vote(f.battle(x, y, voter=f"v{k}", features=features), rng.choice("ab"))
+    services.leaderboard_recompute_full(detect_anomalies=False)
     html = client.get("/leaderboard/?style=1").content.decode()
     assert "style controlled" in html and "Style coefficients" in html
+
+
+def test_style_board_with_too_few_votes_says_what_it_needs(client, board):
+    html = client.get("/leaderboard/?style=1").content.decode()
+    assert "Not enough votes for a style-controlled board" in html
+    assert "needs 60 (10 per parameter: 2 model strengths + 4 style coefficients)" in html
+    assert "Show the plain leaderboard" in html
 
 
 def test_style_board_missing_before_the_full_recompute_is_explained(client, db):

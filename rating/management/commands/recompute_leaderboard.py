@@ -12,7 +12,8 @@ from rating import services
 
 class Command(BaseCommand):
     help = (
-        "Rebuild the vote counts from the votes, flag anomalous voters, fit every category "
+        "Rebuild the vote counts from the votes, flag anomalous and position-locked voters, "
+        "fit every category "
         "(plain and style controlled), write snapshots and the active-sampling weights."
     )
 
@@ -21,7 +22,9 @@ class Command(BaseCommand):
             "--live", action="store_true", help="only refit plain BT from the counts (fast)"
         )
         parser.add_argument(
-            "--no-anomalies", action="store_true", help="skip anomalous-voter detection"
+            "--no-anomalies",
+            action="store_true",
+            help="skip both voter tests (anomalous, position-locked)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -30,3 +30,20 @@ def test_unrated_model_gets_the_most_weight():
     weights = active_sampling_weights(table, np.array([0.1, -0.1, 0.0, np.nan]))
     top = np.argmax(weights.weight)
     assert 3 in (weights.i[top], weights.j[top])
+
+
+def test_battles_shown_count_even_when_their_votes_were_excluded():
+    """Model 3's votes were all excluded: by its counted votes it looks unmeasured; by the
+    battles it was shown in, it is measured like the others."""
+    m = 4
+    ii, jj = np.triu_indices(m, 1)
+    keep = jj != 3
+    counted = pair_table(
+        aggregate(np.repeat(ii[keep], 50), np.repeat(jj[keep], 50), [0, 1] * 75, n_models=m)
+    )
+    theta = np.zeros(m)
+    by_votes = active_sampling_weights(counted, theta)
+    by_battles = active_sampling_weights(counted, theta, shown=(ii, jj, np.full(ii.size, 50)))
+    with_three = (by_votes.i == 3) | (by_votes.j == 3)
+    assert by_votes.weight[with_three].sum() > 0.99
+    assert np.allclose(by_battles.weight, 1 / ii.size)

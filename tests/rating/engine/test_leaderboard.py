@@ -99,22 +99,6 @@ def test_one_model_is_unrated():
     assert board.models[0].score is None and board.models[0].votes == 0
 
 
-def test_disconnected_graph_fits_each_component_and_warns():
-    a = [0, 1, 0, 2, 3, 2, 3]
-    b = [1, 0, 1, 3, 2, 3, 2]
-    o = ["model_a", "model_a", "model_b", "model_a", "tie", "model_b", "model_a"]
-    board = leaderboard(["a", "b", "c", "d", "e"], a, b, o)
-    rows = {r.name: r for r in board.models}
-    assert {rows["a"].component, rows["b"].component} != {rows["c"].component}
-    assert rows["a"].component == rows["b"].component
-    assert rows["e"].score is None and rows["e"].votes == 0
-    assert any("disconnected" in w for w in board.warnings)
-    assert any("e" in w and "no votes" in w for w in board.warnings)
-    assert np.isnan(board.predicted_win_rate[0, 2])  # across components: unknown
-    for comp in ({"a", "b"}, {"c", "d"}):
-        assert np.mean([rows[n].score for n in comp]) == pytest.approx(1000)
-
-
 def test_unknown_winner_label_error_names_the_row():
     with pytest.raises(UnknownOutcomeError, match="row 1: unknown winner label 'left'"):
         leaderboard(["x", "y"], [0, 1], [1, 0], ["model_a", "left"])
