@@ -394,4 +394,16 @@ ARENA_STREAM_FLUSH_SECONDS = env_float("ARENA_STREAM_FLUSH_SECONDS", 0.075, min_
 # ARENA_LEASE_SWEEP_SECONDS ends the responses of a dead worker (bound: the sum of the two).
 ARENA_LEASE_SECONDS = env_float("ARENA_LEASE_SECONDS", 15.0, min_value=0.5)
 ARENA_LEASE_SWEEP_SECONDS = env_float("ARENA_LEASE_SWEEP_SECONDS", 10.0, min_value=0.2)
+# A release being built holds a lease (renewed every third of this); a sweep every
+# PREFERENCES_RELEASE_SWEEP_SECONDS ends the builds of a dead worker as failed, with Retry.
+PREFERENCES_RELEASE_LEASE_SECONDS = env_float(
+    "PREFERENCES_RELEASE_LEASE_SECONDS", 30.0, min_value=0.5
+)
+PREFERENCES_RELEASE_SWEEP_SECONDS = env_float(
+    "PREFERENCES_RELEASE_SWEEP_SECONDS", 10.0, min_value=0.2
+)
+# Test-only: seconds a build sleeps per row written, so a fault test can kill it mid-way.
+PREFERENCES_RELEASE_TEST_ROW_DELAY = env_float(
+    "PREFERENCES_RELEASE_TEST_ROW_DELAY", 0.0, min_value=0.0
+)
 RATING_ANOMALY_ALPHA = env_float("RATING_ANOMALY_ALPHA", 0.01, min_value=0.0)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +15,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core import signing
 from django.db import connection, connections, transaction
-from django.db.models import Q
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from core import leases
 from core.background import enqueue
 from core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from preferences.exports import (
@@ -31,6 +34,8 @@ from preferences.selectors import PairFilters, count_pairs_estimate, snapshot_id
 
 TOKEN_PREFIX = "pa_"
 MAX_TOKENS_PER_USER = 50
+
+log = logging.getLogger(__name__)
 
 
 def token_create(
@@ -75,7 +80,6 @@ def token_revoke(*, user: AbstractBaseUser, public_id: str) -> ApiToken:
 
 DOWNLOAD_SALT = "preferences.release-download"
 DEFAULT_LINK_SECONDS = 24 * 3600
-STALE_BUILD_SECONDS = 3600  # a build "running" longer than this died with its worker
 PROGRESS_SECONDS = 0.5
 
 
@@ -222,44 +226,113 @@ def _streaming_read(save: Callable[[int], None]) -> Iterator[Callable[[int], Non
         reporter.join(timeout=10)
 
 
+class BuildLost(Exception):
+    """This build no longer holds its release: the sweeper ended it (its lease lapsed)."""
+
+
+RELEASE_LOST_ERROR = "The worker building this release stopped; retry it."
+
+
+def release_lease_key(release_id: int) -> str:
+    """The lease a build holds on its release while it runs (rules in ``core/leases.py``)."""
+    return leases.lease_key("preferences.release", release_id)
+
+
+def _lease_seconds() -> float:
+    return float(getattr(settings, "PREFERENCES_RELEASE_LEASE_SECONDS", 30.0))
+
+
+def work_dir(public_id: object, started_at: datetime) -> Path:
+    """The temporary directory of the build started at ``started_at`` (one per attempt, so a
+    swept build that wakes up never writes into its successor's)."""
+    stamp = int(started_at.timestamp() * 1_000_000)
+    return releases_root() / f"{public_id}.{stamp}.tmp"
+
+
+def _held(release_id: int, started_at: datetime) -> QuerySet[DatasetRelease]:
+    """The release while the build started at ``started_at`` still holds it: the condition of
+    every write of that build and of the sweeper's, so exactly one of them ends it."""
+    return DatasetRelease.objects.filter(
+        pk=release_id, status=DatasetRelease.Status.BUILDING, started_at=started_at
+    )
+
+
+def _throttled(progress: Callable[[int], None]) -> Callable[[int], None]:
+    """Test-only (``PREFERENCES_RELEASE_TEST_ROW_DELAY``): sleep per row, so a fault test can
+    kill a build mid-way."""
+    delay = float(getattr(settings, "PREFERENCES_RELEASE_TEST_ROW_DELAY", 0.0))
+    if not delay:
+        return progress
+
+    def slow(n: int) -> None:
+        time.sleep(delay)
+        progress(n)
+
+    slow.threaded = getattr(progress, "threaded", False)  # type: ignore[attr-defined]
+    return slow
+
+
 def release_build(*, release_id: int) -> DatasetRelease | None:
     """Write a release's files, card and manifest; idempotent and safe to retry.
 
-    Claims the release with a conditional UPDATE (pending -> building), so two workers handed
-    the same job never both write; a build stuck in ``building`` past STALE_BUILD_SECONDS is
-    reclaimed. Files go to a temporary directory that replaces the final one only when done.
+    Takes the release's lease, then claims it with a conditional UPDATE (pending -> building,
+    ``started_at`` naming this attempt), so two workers handed the same job never both write.
+    None when another holds the lease or the release is not pending. Every later write is
+    conditional on the release still being ``building`` with this ``started_at``: when this
+    worker dies the sweeper (:func:`releases_sweep`) ends it as failed, and a build that was
+    only slow finds that out at its next progress write and drops its work. Files go to a
+    temporary directory that replaces the final one only when done.
     """
-    now = timezone.now()
-    claimed = (
-        DatasetRelease.objects.filter(pk=release_id)
-        .filter(
-            Q(status=DatasetRelease.Status.PENDING)
-            | Q(
-                status=DatasetRelease.Status.BUILDING,
-                started_at__lt=now - timedelta(seconds=STALE_BUILD_SECONDS),
-            )
-        )
-        .update(status=DatasetRelease.Status.BUILDING, started_at=now, progress=0.0, rows_done=0)
-    )
-    if not claimed:
+    lease = leases.acquire(release_lease_key(release_id), ttl=_lease_seconds())
+    if lease is None:
         return None
+    try:
+        started_at = timezone.now()
+        claimed = DatasetRelease.objects.filter(
+            pk=release_id, status=DatasetRelease.Status.PENDING
+        ).update(
+            status=DatasetRelease.Status.BUILDING,
+            started_at=started_at,
+            progress=0.0,
+            rows_done=0,
+            error="",
+        )
+        if not claimed:
+            return None
+        return _build(release_id, started_at, lease)
+    finally:
+        leases.release(lease)
+
+
+def _build(release_id: int, started_at: datetime, lease: leases.Lease) -> DatasetRelease | None:
     release = DatasetRelease.objects.get(pk=release_id)
     filters = _release_filters(release)
     options = _export_options(release)
     total = count_pairs_estimate(filters)
-    DatasetRelease.objects.filter(pk=release_id).update(rows_total=total)
-    final = release_dir(release)
-    work = final.with_name(final.name + ".tmp")
+    _held(release_id, started_at).update(rows_total=total)
+    work = work_dir(release.public_id, started_at)
     shutil.rmtree(work, ignore_errors=True)
+    lost = threading.Event()
 
     def save_progress(n: int) -> None:
-        DatasetRelease.objects.filter(pk=release_id).update(
+        saved = _held(release_id, started_at).update(
             rows_done=n, progress=min(0.99, n / total) if total else 0.0
         )
+        if not saved or lease.lost:
+            lost.set()  # the build loop stops at its next progress call
 
     try:
-        with _streaming_read(save_progress) as progress:
-            result = write_splits(work, filters, options, progress=progress)
+        with _streaming_read(save_progress) as publish:
+
+            def progress(n: int) -> None:
+                publish(n)
+                if lost.is_set():
+                    raise BuildLost
+
+            progress.threaded = getattr(publish, "threaded", False)  # type: ignore[attr-defined]
+            throttled = _throttled(progress)
+            every = 1 if throttled is not progress else 5000
+            result = write_splits(work, filters, options, progress=throttled, progress_every=every)
         card = dataset_card(
             name=release.name,
             version=release.version,
@@ -273,27 +346,72 @@ def release_build(*, release_id: int) -> DatasetRelease | None:
             created=release.created.isoformat(),
         )
         write_card_and_manifest(work, card, result)
-        shutil.rmtree(final, ignore_errors=True)
-        work.rename(final)
+        _finish(release, started_at, work, result)
+    except BuildLost:
+        shutil.rmtree(work, ignore_errors=True)
+        log.warning("release build dropped: it was swept", extra={"release": release_id})
+        return None
     except Exception as exc:
         shutil.rmtree(work, ignore_errors=True)
-        DatasetRelease.objects.filter(pk=release_id).update(
+        _held(release_id, started_at).update(
             status=DatasetRelease.Status.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:500],
             finished_at=timezone.now(),
         )
         raise
-    DatasetRelease.objects.filter(pk=release_id).update(
-        status=DatasetRelease.Status.READY,
-        progress=1.0,
-        rows_done=result.rows_read,
-        row_counts=result.row_counts,
-        files=[f.to_json() for f in result.files],
-        finished_at=timezone.now(),
-        error="",
-    )
     release.refresh_from_db()
     return release
+
+
+def _finish(release: DatasetRelease, started_at: datetime, work: Path, result: Any) -> None:
+    """Move the files in place and mark the release ready, under the release's row lock and
+    only while this build still holds it (else :class:`BuildLost`)."""
+    with transaction.atomic():
+        if not _held(release.pk, started_at).select_for_update().exists():
+            raise BuildLost
+        final = release_dir(release)
+        shutil.rmtree(final, ignore_errors=True)
+        work.rename(final)
+        _held(release.pk, started_at).update(
+            status=DatasetRelease.Status.READY,
+            progress=1.0,
+            rows_done=result.rows_read,
+            row_counts=result.row_counts,
+            files=[f.to_json() for f in result.files],
+            finished_at=timezone.now(),
+            error="",
+        )
+
+
+def releases_sweep() -> list[str]:
+    """End as failed every release in ``building`` whose build's lease lapsed (its worker
+    died), with :data:`RELEASE_LOST_ERROR`, and remove that build's temporary directory.
+    Returns the public ids ended; nothing is judged while the lease store is younger than a
+    lease period (it may just have lost its memory)."""
+    ttl = _lease_seconds()
+    if leases.store_age() < ttl:
+        return []
+    # The lease is taken before the claim: a build claimed less than a TTL ago is alive.
+    cutoff = timezone.now() - timedelta(seconds=ttl)
+    building = list(
+        DatasetRelease.objects.filter(
+            status=DatasetRelease.Status.BUILDING, started_at__lt=cutoff
+        ).values_list("pk", "public_id", "started_at")
+    )
+    live = leases.alive([release_lease_key(pk) for pk, _, _ in building])
+    ended = []
+    for (pk, public_id, started_at), held in zip(building, live, strict=True):
+        if held:
+            continue
+        if _held(pk, started_at).update(
+            status=DatasetRelease.Status.FAILED,
+            error=RELEASE_LOST_ERROR,
+            finished_at=timezone.now(),
+        ):
+            shutil.rmtree(work_dir(public_id, started_at), ignore_errors=True)
+            log.warning("release build ended: its worker was lost", extra={"release": pk})
+            ended.append(str(public_id))
+    return ended
 
 
 # --- download links ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ app_name = "preferences"
 urlpatterns = [
     path("", views.release_list, name="release-list"),
     path("releases/<uuid:public_id>/", views.release_detail, name="release-detail"),
+    path("releases/<uuid:public_id>/retry/", views.release_retry, name="release-retry"),
     path("files/<str:token>/<str:name>", views.file_signed, name="file-signed"),
     path("public/<uuid:public_id>/<str:name>", views.file_public, name="file-public"),
     path("settings/tokens/", views.token_settings, name="tokens"),

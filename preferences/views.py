@@ -88,6 +88,20 @@ def release_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@login_required
+@require_POST
+def release_retry(request: HttpRequest, public_id: str) -> HttpResponse:
+    """Build a failed (or ready, unpublished) release again; back to the releases page."""
+    release = _get_release_for_viewer(request, public_id)
+    try:
+        services.release_rebuild(user=request.user, release=release)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Release {release} is being built again.")
+    return redirect("preferences:release-list")
+
+
 @require_GET
 def release_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     """The release page; under htmx, only its status row (polled while it builds)."""

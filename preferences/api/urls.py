@@ -17,6 +17,9 @@ urlpatterns = [
         name="release-publish",
     ),
     path(
+        "releases/<uuid:public_id>/retry/", views.ReleaseRetryView.as_view(), name="release-retry"
+    ),
+    path(
         "releases/<uuid:public_id>/download/<str:name>",
         views.ReleaseDownloadView.as_view(),
         name="release-download",

@@ -293,6 +293,20 @@ class ReleasePublishView(ResearcherMixin, APIView):
         return Response(out.data)
 
 
+class ReleaseRetryView(ResearcherMixin, APIView):
+    @extend_schema(
+        request=None,
+        responses={202: ReleaseOutput},
+        summary="Build a failed (or ready, unpublished) release again",
+    )
+    def post(self, request: Request, public_id: str) -> Response:
+        release = services.release_rebuild(
+            user=request.user, release=_release_for(request, public_id)
+        )
+        out = ReleaseOutput(release, context={"links": signed_link_builder(request)})
+        return Response(out.data, status=status.HTTP_202_ACCEPTED)
+
+
 class ReleaseDownloadView(ResearcherMixin, APIView):
     @extend_schema(
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
