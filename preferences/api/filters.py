@@ -7,6 +7,8 @@ from typing import Any
 
 import django_filters
 from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from arena.models import Battle, Vote
 from preferences.selectors import SOURCES, WINNERS, PairFilters
@@ -18,6 +20,7 @@ class CsvField(forms.CharField):
         return [v.strip() for v in text.split(",") if v.strip()] if text else []
 
 
+@extend_schema_field(OpenApiTypes.STR)  # one comma-separated string; its help text says so
 class CsvFilter(django_filters.Filter):
     field_class = CsvField
 

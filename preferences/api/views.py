@@ -41,6 +41,7 @@ from preferences.auth import BearerTokenAuthentication, SessionOnly, TokenScope
 from preferences.exports import ExportOptions
 from preferences.models import ApiToken, DatasetRelease
 from preferences.selectors import (
+    SOURCES,
     PairFilters,
     StreamPosition,
     battles_for_browse,
@@ -149,9 +150,23 @@ class PairListView(ResearcherMixin, GenericAPIView):
 
     @extend_schema(
         responses=PairPage,
+        # Not a list action to drf-spectacular (no ListModelMixin): ``filters=True`` documents
+        # PairFilterSet's parameters anyway; ``source`` is overridden to carry its enum.
+        filters=True,
         parameters=[
             OpenApiParameter("cursor", str, description="Opaque; from the previous `next`."),
-            OpenApiParameter("page_size", int, description="1-500 (default 50)."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 500},
+                description="Pairs per page (default 50).",
+            ),
+            OpenApiParameter(
+                "source",
+                {"type": "array", "items": {"type": "string", "enum": list(SOURCES)}},
+                style="form",
+                explode=False,
+                description="Comma-separated sources (default: all).",
+            ),
         ],
         summary="Browse preference pairs",
     )
