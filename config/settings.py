@@ -315,6 +315,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Document JSON bodies only: form encodings cannot carry the nested objects and nulls our
+    # serializers take, so documenting them promised requests the API must refuse.
+    "PARSER_WHITELIST": ["core.api.JSONParser"],
 }
 
 # --- Logging -----------------------------------------------------------------------------------------

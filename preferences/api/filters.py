@@ -25,6 +25,27 @@ class CsvFilter(django_filters.Filter):
     field_class = CsvField
 
 
+class StrictBooleanField(forms.Field):
+    """``true``/``false`` (or ``1``/``0``); anything else is a 400. django-filter's BooleanFilter
+    read ``include_ties=yes`` as "not given" and answered 200 with the filter silently off."""
+
+    widget = forms.TextInput
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        try:
+            return self.VALUES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError("Use true or false.", code="invalid") from None
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictBooleanFilter(django_filters.Filter):
+    field_class = StrictBooleanField
+
+
 class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
     """ISO 8601, normalised to UTC (PostgreSQL refuses offsets beyond +-15:59)."""
 
@@ -55,9 +76,9 @@ class PairFilterSet(django_filters.FilterSet):
     language = django_filters.CharFilter()
     min_agreement = django_filters.NumberFilter(help_text="Annotation pairs only.")
     min_trust = django_filters.NumberFilter(help_text="Annotation pairs only.")
-    include_ties = django_filters.BooleanFilter()
-    include_both_bad = django_filters.BooleanFilter()
-    include_flagged = django_filters.BooleanFilter()
+    include_ties = StrictBooleanFilter()
+    include_both_bad = StrictBooleanFilter()
+    include_flagged = StrictBooleanFilter()
 
     class Meta:
         model = Vote
@@ -67,6 +88,10 @@ class PairFilterSet(django_filters.FilterSet):
         data = self.form.cleaned_data
         sources = tuple(data.get("source") or ())
         unknown = set(sources) - set(SOURCES)
+        raw_source = self.data.get("source")
+        if raw_source is not None and "" in (part.strip() for part in raw_source.split(",")):
+            # ``source=`` or ``source=arena,`` names an empty source: a client bug, not "all".
+            unknown.add("")
         if unknown:
             raise forms.ValidationError({"source": f"Unknown source(s): {sorted(unknown)}"})
         return PairFilters(
