@@ -25,7 +25,32 @@ class CsvFilter(django_filters.Filter):
     field_class = CsvField
 
 
-class StrictBooleanField(forms.Field):
+EMPTY_MESSAGE = "Empty; leave the parameter out instead."
+
+
+class RefuseEmptyMixin:
+    """A typed parameter given empty (``date_from=``) is a 400, not "filter off": absent and
+    empty differ on the wire, and the schema says the value is a date, number or boolean."""
+
+    def to_python(self, value: Any) -> Any:
+        if value == "":
+            raise forms.ValidationError(EMPTY_MESSAGE, code="invalid")
+        return super().to_python(value)  # type: ignore[misc]
+
+
+class FiniteFloatField(RefuseEmptyMixin, forms.FloatField):
+    pass
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class FloatFilter(django_filters.Filter):
+    """Any finite number: django-filter's NumberFilter caps values at 1e50 and refused
+    ``7e160`` although the schema promised a number."""
+
+    field_class = FiniteFloatField
+
+
+class StrictBooleanField(RefuseEmptyMixin, forms.Field):
     """``true``/``false`` (or ``1``/``0``); anything else is a 400. django-filter's BooleanFilter
     read ``include_ties=yes`` as "not given" and answered 200 with the filter silently off."""
 
@@ -33,7 +58,7 @@ class StrictBooleanField(forms.Field):
     VALUES = {"true": True, "1": True, "false": False, "0": False}
 
     def to_python(self, value: Any) -> bool | None:
-        if value in (None, ""):
+        if value is None:
             return None
         try:
             return self.VALUES[str(value).lower()]
@@ -46,7 +71,7 @@ class StrictBooleanFilter(django_filters.Filter):
     field_class = StrictBooleanField
 
 
-class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+class UtcDateTimeField(RefuseEmptyMixin, django_filters.fields.IsoDateTimeField):
     """ISO 8601, normalised to UTC (PostgreSQL refuses offsets beyond +-15:59)."""
 
     def to_python(self, value: Any) -> datetime | None:
@@ -74,8 +99,8 @@ class PairFilterSet(django_filters.FilterSet):
     )
     category = CsvFilter(help_text="Comma-separated category tags; any of them.")
     language = django_filters.CharFilter()
-    min_agreement = django_filters.NumberFilter(help_text="Annotation pairs only.")
-    min_trust = django_filters.NumberFilter(help_text="Annotation pairs only.")
+    min_agreement = FloatFilter(help_text="Annotation pairs only.")
+    min_trust = FloatFilter(help_text="Annotation pairs only.")
     include_ties = StrictBooleanFilter()
     include_both_bad = StrictBooleanFilter()
     include_flagged = StrictBooleanFilter()

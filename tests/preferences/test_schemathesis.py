@@ -22,7 +22,7 @@ from tests.preferences import factories as f
 
 pytestmark = [pytest.mark.django_db, pytest.mark.services]
 
-EXAMPLES_PER_OPERATION = 3
+EXAMPLES_PER_OPERATION = 12  # about 35 s on PostgreSQL; every operation x 2 identities x 2 modes
 
 
 @pytest.fixture
