@@ -71,6 +71,14 @@ class StrictBooleanFilter(django_filters.Filter):
     field_class = StrictBooleanField
 
 
+class StrictChoiceField(RefuseEmptyMixin, django_filters.fields.ChoiceField):
+    pass
+
+
+class StrictChoiceFilter(django_filters.ChoiceFilter):
+    field_class = StrictChoiceField
+
+
 class UtcDateTimeField(RefuseEmptyMixin, django_filters.fields.IsoDateTimeField):
     """ISO 8601, normalised to UTC (PostgreSQL refuses offsets beyond +-15:59)."""
 
@@ -141,9 +149,7 @@ def _float(value: Any) -> float | None:
 class BattleFilterSet(django_filters.FilterSet):
     model = django_filters.CharFilter(method="filter_model", help_text="Model slug (either side).")
     language = django_filters.CharFilter()
-    winner = django_filters.ChoiceFilter(
-        field_name="vote__winner", choices=[(o, o) for o in WINNERS]
-    )
+    winner = StrictChoiceFilter(field_name="vote__winner", choices=[(o, o) for o in WINNERS])
     created_after = UtcDateTimeFilter(field_name="created", lookup_expr="gte")
     created_before = UtcDateTimeFilter(field_name="created", lookup_expr="lt")
 

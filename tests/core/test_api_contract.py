@@ -76,3 +76,9 @@ def test_leaderboard_csv_errors_are_json():
     assert response.status_code in (400, 404)
     assert response["Content-Type"].startswith("application/json")
     assert "code" in response.json()
+
+
+@pytest.mark.parametrize("query", ["winner=", "created_before=", "winner=nobody"])
+def test_battle_filters_refuse_empty_or_unknown_values(client, query):
+    response = client.get(f"/api/v1/battles/?{query}")
+    assert response.status_code == 400, query
