@@ -31,4 +31,5 @@ urlpatterns = [
 admin.site.site_header = "Preference Arena operations"
 admin.site.site_title = "Preference Arena"
 
+handler404 = "core.api.not_found"
 handler500 = "core.http.server_error"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.dateparse import parse_datetime
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, parsers, permissions
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -32,6 +33,22 @@ class CreatedCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def get_page_size(self, request: Any) -> int:
+        """``page_size`` is 1-500 as the schema says: DRF fell back to the default for 0, -5 or
+        ``x`` and clamped 900 to 500, so a client's mistake came back as a 200 it did not ask for."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_page_size:
+            raise exceptions.ValidationError(
+                {self.page_size_query_param: [f"A whole number from 1 to {self.max_page_size}."]}
+            )
+        return size
+
     def decode_cursor(self, request: Any) -> Any:
         try:
             cursor = super().decode_cursor(request)
@@ -45,6 +62,15 @@ class CreatedCursorPagination(CursorPagination):
             if parsed is None:
                 raise InvalidCursor()
         return cursor
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """``handler404``: an address under ``/api/`` that matches no route (a malformed UUID in the
+    path, say) answers the API's JSON error like every other API 404, not an HTML page."""
+    if request.path.startswith("/api/"):
+        body = {"code": "not_found", "message": "No such address in the API."}
+        return JsonResponse(body, status=404)
+    return page_not_found(request, exception)
 
 
 class PublicReadOnly(permissions.BasePermission):

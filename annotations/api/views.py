@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,6 +28,7 @@ from annotations.api.serializers import (
 )
 from annotations.models import Annotation, Assignment, GenerationJob, Project
 from core.errors import NotFound
+from core.openapi import ErrorOutput
 
 
 def _project(request: Request, slug: str, need: str) -> Project:
@@ -59,6 +60,10 @@ def _num(x: float) -> float | None:
     return None if x is None or math.isnan(x) else round(x, 4)
 
 
+# The task's or project's state forbids it now (closed assignment, paused project, reviewed).
+CONFLICT = OpenApiResponse(ErrorOutput, description="Not possible in the current state.")
+
+
 class ProjectList(generics.ListAPIView):
     serializer_class = ProjectOut
 
@@ -82,7 +87,7 @@ class ItemImport(APIView):
 
 
 class Claim(APIView):
-    @extend_schema(request=None, responses={200: dict, 204: None})
+    @extend_schema(request=None, responses={200: dict, 204: None, 409: CONFLICT})
     def post(self, request: Request, slug: str) -> Response:
         project = _project(request, slug, "annotator")
         a = services.assignment_claim(project=project, annotator=request.user)
@@ -102,7 +107,7 @@ class TaskDetail(APIView):
 
 
 class TaskDraft(APIView):
-    @extend_schema(request=AnswerIn, responses={200: dict})
+    @extend_schema(request=AnswerIn, responses={200: dict, 409: CONFLICT})
     def post(self, request: Request, task: Any) -> Response:
         a = _own_assignment(request, task)
         data = AnswerIn(data=request.data)
@@ -114,7 +119,7 @@ class TaskDraft(APIView):
 
 
 class TaskSubmit(APIView):
-    @extend_schema(request=AnswerIn, responses={201: dict})
+    @extend_schema(request=AnswerIn, responses={201: dict, 409: CONFLICT})
     def post(self, request: Request, task: Any) -> Response:
         a = _own_assignment(request, task)
         data = AnswerIn(data=request.data)
@@ -126,7 +131,7 @@ class TaskSubmit(APIView):
 
 
 class TaskSkip(APIView):
-    @extend_schema(request=SkipIn, responses={200: dict})
+    @extend_schema(request=SkipIn, responses={200: dict, 409: CONFLICT})
     def post(self, request: Request, task: Any) -> Response:
         a = _own_assignment(request, task)
         data = SkipIn(data=request.data)
@@ -167,7 +172,7 @@ class Quality(APIView):
 
 
 class Review(APIView):
-    @extend_schema(request=ReviewIn, responses={200: dict})
+    @extend_schema(request=ReviewIn, responses={200: dict, 409: CONFLICT})
     def post(self, request: Request, annotation: Any) -> Response:
         ann = (
             Annotation.objects.select_related("project", "item")

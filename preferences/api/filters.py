@@ -7,6 +7,8 @@ from typing import Any
 
 import django_filters
 from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from arena.models import Battle, Vote
 from preferences.selectors import SOURCES, WINNERS, PairFilters
@@ -18,11 +20,66 @@ class CsvField(forms.CharField):
         return [v.strip() for v in text.split(",") if v.strip()] if text else []
 
 
+@extend_schema_field(OpenApiTypes.STR)  # one comma-separated string; its help text says so
 class CsvFilter(django_filters.Filter):
     field_class = CsvField
 
 
-class UtcDateTimeField(django_filters.fields.IsoDateTimeField):
+EMPTY_MESSAGE = "Empty; leave the parameter out instead."
+
+
+class RefuseEmptyMixin:
+    """A typed parameter given empty (``date_from=``) is a 400, not "filter off": absent and
+    empty differ on the wire, and the schema says the value is a date, number or boolean."""
+
+    def to_python(self, value: Any) -> Any:
+        if value == "":
+            raise forms.ValidationError(EMPTY_MESSAGE, code="invalid")
+        return super().to_python(value)  # type: ignore[misc]
+
+
+class FiniteFloatField(RefuseEmptyMixin, forms.FloatField):
+    pass
+
+
+@extend_schema_field(OpenApiTypes.DOUBLE)
+class FloatFilter(django_filters.Filter):
+    """Any finite number: django-filter's NumberFilter caps values at 1e50 and refused
+    ``7e160`` although the schema promised a number."""
+
+    field_class = FiniteFloatField
+
+
+class StrictBooleanField(RefuseEmptyMixin, forms.Field):
+    """``true``/``false`` (or ``1``/``0``); anything else is a 400. django-filter's BooleanFilter
+    read ``include_ties=yes`` as "not given" and answered 200 with the filter silently off."""
+
+    widget = forms.TextInput
+    VALUES = {"true": True, "1": True, "false": False, "0": False}
+
+    def to_python(self, value: Any) -> bool | None:
+        if value is None:
+            return None
+        try:
+            return self.VALUES[str(value).lower()]
+        except KeyError:
+            raise forms.ValidationError("Use true or false.", code="invalid") from None
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class StrictBooleanFilter(django_filters.Filter):
+    field_class = StrictBooleanField
+
+
+class StrictChoiceField(RefuseEmptyMixin, django_filters.fields.ChoiceField):
+    pass
+
+
+class StrictChoiceFilter(django_filters.ChoiceFilter):
+    field_class = StrictChoiceField
+
+
+class UtcDateTimeField(RefuseEmptyMixin, django_filters.fields.IsoDateTimeField):
     """ISO 8601, normalised to UTC (PostgreSQL refuses offsets beyond +-15:59)."""
 
     def to_python(self, value: Any) -> datetime | None:
@@ -50,11 +107,11 @@ class PairFilterSet(django_filters.FilterSet):
     )
     category = CsvFilter(help_text="Comma-separated category tags; any of them.")
     language = django_filters.CharFilter()
-    min_agreement = django_filters.NumberFilter(help_text="Annotation pairs only.")
-    min_trust = django_filters.NumberFilter(help_text="Annotation pairs only.")
-    include_ties = django_filters.BooleanFilter()
-    include_both_bad = django_filters.BooleanFilter()
-    include_flagged = django_filters.BooleanFilter()
+    min_agreement = FloatFilter(help_text="Annotation pairs only.")
+    min_trust = FloatFilter(help_text="Annotation pairs only.")
+    include_ties = StrictBooleanFilter()
+    include_both_bad = StrictBooleanFilter()
+    include_flagged = StrictBooleanFilter()
 
     class Meta:
         model = Vote
@@ -64,6 +121,10 @@ class PairFilterSet(django_filters.FilterSet):
         data = self.form.cleaned_data
         sources = tuple(data.get("source") or ())
         unknown = set(sources) - set(SOURCES)
+        raw_source = self.data.get("source")
+        if raw_source is not None and "" in (part.strip() for part in raw_source.split(",")):
+            # ``source=`` or ``source=arena,`` names an empty source: a client bug, not "all".
+            unknown.add("")
         if unknown:
             raise forms.ValidationError({"source": f"Unknown source(s): {sorted(unknown)}"})
         return PairFilters(
@@ -88,9 +149,7 @@ def _float(value: Any) -> float | None:
 class BattleFilterSet(django_filters.FilterSet):
     model = django_filters.CharFilter(method="filter_model", help_text="Model slug (either side).")
     language = django_filters.CharFilter()
-    winner = django_filters.ChoiceFilter(
-        field_name="vote__winner", choices=[(o, o) for o in WINNERS]
-    )
+    winner = StrictChoiceFilter(field_name="vote__winner", choices=[(o, o) for o in WINNERS])
     created_after = UtcDateTimeFilter(field_name="created", lookup_expr="gte")
     created_before = UtcDateTimeFilter(field_name="created", lookup_expr="lt")
 

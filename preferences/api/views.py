@@ -10,7 +10,7 @@ from django.http import FileResponse
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
@@ -23,6 +23,7 @@ from rest_framework.views import APIView
 from arena.models import Vote
 from core.api import PublicReadOnly
 from core.errors import ApplicationError, NotFound
+from core.openapi import ErrorOutput
 from preferences import services
 from preferences.api.filters import BattleFilterSet, PairFilterSet
 from preferences.api.permissions import IsResearcher, TokenRateThrottle
@@ -41,6 +42,7 @@ from preferences.auth import BearerTokenAuthentication, SessionOnly, TokenScope
 from preferences.exports import ExportOptions
 from preferences.models import ApiToken, DatasetRelease
 from preferences.selectors import (
+    SOURCES,
     PairFilters,
     StreamPosition,
     battles_for_browse,
@@ -149,9 +151,23 @@ class PairListView(ResearcherMixin, GenericAPIView):
 
     @extend_schema(
         responses=PairPage,
+        # Not a list action to drf-spectacular (no ListModelMixin): ``filters=True`` documents
+        # PairFilterSet's parameters anyway; ``source`` is overridden to carry its enum.
+        filters=True,
         parameters=[
             OpenApiParameter("cursor", str, description="Opaque; from the previous `next`."),
-            OpenApiParameter("page_size", int, description="1-500 (default 50)."),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": 500},
+                description="Pairs per page (default 50).",
+            ),
+            OpenApiParameter(
+                "source",
+                {"type": "array", "items": {"type": "string", "enum": list(SOURCES)}},
+                style="form",
+                explode=False,
+                description="Comma-separated sources (default: all).",
+            ),
         ],
         summary="Browse preference pairs",
     )
@@ -219,7 +235,14 @@ class ReleaseListCreateView(ResearcherMixin, ListAPIView):
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "links": signed_link_builder(self.request)}
 
-    @extend_schema(request=ReleaseInput, responses={201: ReleaseOutput}, summary="Create a release")
+    @extend_schema(
+        request=ReleaseInput,
+        responses={
+            201: ReleaseOutput,
+            409: OpenApiResponse(ErrorOutput, description="That name and version exist."),
+        },
+        summary="Create a release",
+    )
     def post(self, request: Request) -> Response:
         data = ReleaseInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -279,7 +302,12 @@ class ReleasePublishInput(serializers.Serializer):
 
 class ReleasePublishView(ResearcherMixin, APIView):
     @extend_schema(
-        request=ReleasePublishInput, responses=ReleaseOutput, summary="Publish (operators)"
+        request=ReleasePublishInput,
+        responses={
+            200: ReleaseOutput,
+            409: OpenApiResponse(ErrorOutput, description="Not ready, or already published."),
+        },
+        summary="Publish (operators)",
     )
     def post(self, request: Request, public_id: str) -> Response:
         data = ReleasePublishInput(data=request.data)

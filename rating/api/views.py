@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from arena.models import LLM
 from core.api import PublicReadOnly
 from core.errors import NotFound
+from core.openapi import ErrorOutput
 from rating import selectors
 from rating.api.serializers import (
     CategorySerializer,
@@ -31,6 +32,11 @@ CSV_FIELDS = [
     "rank", "model", "name", "organisation", "license", "score", "lower", "upper", "ci_plus",
     "ci_minus", "votes", "component",
 ]  # fmt: skip
+
+
+NO_LEADERBOARD = OpenApiResponse(
+    ErrorOutput, description="No leaderboard of that kind yet (code `no_leaderboard`)."
+)
 
 
 class PublicView(APIView):
@@ -61,7 +67,7 @@ class LeaderboardView(PublicView):
         parameters=[LeaderboardQuerySerializer],
         responses={
             200: SnapshotWithMatricesSerializer,
-            404: OpenApiResponse(description="none yet"),
+            404: NO_LEADERBOARD,
         },
         summary="Latest leaderboard of a category, with 95% intervals and matrices",
         tags=["leaderboard"],
@@ -83,9 +89,17 @@ class CSVRenderer(BaseRenderer):
 class LeaderboardCSVView(PublicView):
     renderer_classes = [CSVRenderer, JSONRenderer]
 
+    def handle_exception(self, exc: Exception) -> Response:
+        """Errors are JSON, like everywhere in the API: the CSV renderer negotiated for the
+        success answer labelled the JSON error body ``text/csv``."""
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
     @extend_schema(
         parameters=[LeaderboardQuerySerializer],
-        responses={(200, "text/csv"): OpenApiTypes.STR},
+        responses={(200, "text/csv"): OpenApiTypes.STR, 404: NO_LEADERBOARD},
         summary="Latest leaderboard of a category as CSV",
         tags=["leaderboard"],
     )
