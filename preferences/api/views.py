@@ -324,7 +324,12 @@ class ReleasePublishView(ResearcherMixin, APIView):
 class ReleaseRetryView(ResearcherMixin, APIView):
     @extend_schema(
         request=None,
-        responses={202: ReleaseOutput},
+        responses={
+            202: ReleaseOutput,
+            409: OpenApiResponse(
+                ErrorOutput, description="Not failed or ready, or already published."
+            ),
+        },
         summary="Build a failed (or ready, unpublished) release again",
     )
     def post(self, request: Request, public_id: str) -> Response:
